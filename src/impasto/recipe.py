@@ -1,0 +1,204 @@
+"""The recipe: every parameter of a run, with named presets.
+
+A :class:`Recipe` is what the CLI, the web page and the Python API build and what the engine
+runs. It is immutable and JSON-serializable (it is written into every output's metadata).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+from .vgg import resolve_layer
+
+GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+NOTEBOOK_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")  # features[0,5,10,19,28]
+
+OPTIMIZERS = ("adam", "lbfgs")
+NORMALIZATIONS = ("relative", "notebook")
+SQUARE_MODES = (None, "crop", "pad")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """All parameters of one stylization.
+
+    Sizes are in pixels; weights are dimensionless multipliers of the loss terms.
+    """
+
+    preset: str = "balanced"
+    # What is matched.
+    content_layers: tuple[str, ...] = ("relu4_2",)
+    content_layer_weights: tuple[float, ...] | None = None
+    style_layers: tuple[str, ...] = GATYS_STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] | None = None
+    content_weight: float = 1.0
+    style_weight: float = 1.0
+    tv_weight: float = 0.0
+    loss_normalization: str = "relative"
+    pooling: str = "max"
+    # How it is optimized.
+    optimizer: str = "adam"
+    lr: float = 0.02
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    lbfgs_history: int = 50
+    steps: int = 300
+    scale_steps: tuple[int, ...] | None = None
+    min_size: int | None = None
+    scale_factor: float = math.sqrt(2.0)
+    init: str = "content"
+    seed: int | None = None
+    # Image sizes.
+    max_size: int = 512
+    size: tuple[int, int] | None = None
+    square: str | None = None
+    aspect: tuple[int, int] | None = None
+    style_size: int | None = None
+    keep_alpha: bool = False
+    max_pixels: int = 100_000_000
+    # Reporting and resources.
+    log_every: int = 20
+    save_every: int = 40
+    device: str = "auto"
+    weights: str | None = None
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_preset(cls, name: str = "balanced", **overrides: Any) -> Recipe:
+        """The preset's values, then every override that is not ``None``."""
+        if name not in PRESETS:
+            raise UsageError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        values = dict(PRESETS[name].values)
+        values["preset"] = name
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise UsageError(f"unknown recipe parameter(s): {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+        return cls(**values)
+
+    # -- derived --------------------------------------------------------------------------------
+    def all_layers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.content_layers + self.style_layers))
+
+    # -- validation -----------------------------------------------------------------------------
+    def _validate(self) -> None:
+        object.__setattr__(self, "content_layers", tuple(resolve_layer(n) for n in self.content_layers))
+        object.__setattr__(self, "style_layers", tuple(resolve_layer(n) for n in self.style_layers))
+        if not self.style_layers:
+            raise UsageError("style_layers: at least one style layer is needed")
+        for name, layers in (("content_layer_weights", self.content_layers),
+                             ("style_layer_weights", self.style_layers)):
+            weights = getattr(self, name)
+            if weights is None:
+                continue
+            weights = tuple(_number(name, w, minimum=0.0) for w in weights)
+            if len(weights) != len(layers):
+                raise UsageError(f"{name}: {len(weights)} values for {len(layers)} layers")
+            object.__setattr__(self, name, weights)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _number(name, getattr(self, name), minimum=0.0)
+        _number("lr", self.lr, minimum=0.0, strict=True)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("loss_normalization", self.loss_normalization, NORMALIZATIONS)
+        _choice("pooling", self.pooling, ("max", "avg"))
+        _choice("square", self.square, SQUARE_MODES)
+        _choice("device", self.device, DEVICES)
+        _integer("steps", self.steps, minimum=1)
+        if self.scale_steps is not None:
+            object.__setattr__(self, "scale_steps", tuple(_integer("scale_steps", s, 1) for s in self.scale_steps))
+        _integer("lbfgs_history", self.lbfgs_history, minimum=1)
+        _integer("max_size", self.max_size, minimum=32)
+        _integer("max_pixels", self.max_pixels, minimum=1)
+        _integer("log_every", self.log_every, minimum=0)
+        _integer("save_every", self.save_every, minimum=0)
+        if self.min_size is not None:
+            _integer("min_size", self.min_size, minimum=32)
+        if self.style_size is not None:
+            _integer("style_size", self.style_size, minimum=32)
+        _number("scale_factor", self.scale_factor, minimum=1.0, strict=True)
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise UsageError(f"adam_betas: {self.adam_betas!r} must be two numbers in [0, 1)")
+        for name in ("size", "aspect"):
+            pair = getattr(self, name)
+            if pair is not None:
+                pair = (_integer(name, pair[0], 1), _integer(name, pair[1], 1)) if len(pair) == 2 else None
+                if pair is None:
+                    raise UsageError(f"{name}: expected two positive integers")
+                object.__setattr__(self, name, pair)
+        if self.size is not None and min(self.size) < 32:
+            raise UsageError(f"size: {self.size[0]}x{self.size[1]} is below the 32 px minimum per side")
+        if self.seed is not None:
+            _integer("seed", self.seed, minimum=0)
+        if not isinstance(self.init, str) or not self.init:
+            raise UsageError("init: use content, noise or the path of an image")
+
+
+@dataclass(frozen=True)
+class Preset:
+    description: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+PRESETS: dict[str, Preset] = {
+    "balanced": Preset(
+        "The default: Gatys layers, coarse-to-fine Adam, a good 512 px painting in minutes on a CPU.",
+        dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
+             style_weight=1.0, tv_weight=0.0, optimizer="adam", lr=0.02, steps=150, min_size=256,
+             max_size=512),
+    ),
+    "reference": Preset(
+        "The original notebook: conv outputs features[0,5,10,19,28] for content and style, MSE "
+        "losses, style weight 100, Adam lr 0.003 betas (0.5, 0.999), one scale.",
+        dict(content_layers=NOTEBOOK_LAYERS, style_layers=NOTEBOOK_LAYERS, content_weight=1.0,
+             style_weight=100.0, tv_weight=0.0, loss_normalization="notebook", optimizer="adam",
+             lr=0.003, adam_betas=(0.5, 0.999), steps=2000, min_size=None, max_size=400,
+             log_every=20, save_every=40),
+    ),
+}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _number(name: str, value: Any, minimum: float | None = None, strict: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UsageError(f"{name}: {value!r} is not a finite number")
+    if minimum is not None and (value < minimum or (strict and value == minimum)):
+        raise UsageError(f"{name}: {value!r} must be {'greater than' if strict else 'at least'} {minimum:g}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name}: {value!r} is not a whole number")
+    if value < minimum:
+        raise UsageError(f"{name}: {value} must be at least {minimum}")
+    return value
+
+
+def _choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        shown = ", ".join(str(c) for c in choices if c is not None)
+        raise UsageError(f"{name}: unknown value {value!r}; choose from {shown}")

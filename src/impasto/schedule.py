@@ -1,0 +1,55 @@
+"""The optimization schedule: which image sizes are optimized, for how many steps each.
+
+Coarse-to-fine: a run starts at ``min_size`` (long side) and grows by ``scale_factor`` until the
+output size; each scale's result, upsampled, starts the next. Large brush strokes and layout
+settle cheaply at small sizes; the final scale only refines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One stage of the schedule: optimize at ``size`` = (width, height) for ``steps`` steps."""
+
+    size: tuple[int, int]
+    steps: int
+
+
+def scale_sizes(final_size: tuple[int, int], min_size: int | None, factor: float) -> list[tuple[int, int]]:
+    """Sizes (width, height) from about ``min_size`` on the long side up to ``final_size``.
+
+    ``min_size=None`` (or one at least the final long side) means a single scale. Intermediate
+    long sides are ``final / factor**k``; the aspect ratio of the final size is kept.
+    """
+    width, height = final_size
+    long_side = max(width, height)
+    if min_size is None or min_size >= long_side:
+        return [final_size]
+    longs = [long_side]
+    while longs[-1] / factor >= min_size * 0.999:
+        longs.append(longs[-1] / factor)
+    sizes = []
+    for target in reversed(longs[1:]):
+        ratio = target / long_side
+        sizes.append((max(1, round(width * ratio)), max(1, round(height * ratio))))
+    sizes.append(final_size)
+    return sizes
+
+
+def plan(final_size: tuple[int, int], *, steps: int, min_size: int | None, factor: float,
+         scale_steps: tuple[int, ...] | None = None) -> list[Scale]:
+    """The whole schedule; ``scale_steps`` (one count per scale) overrides ``steps`` per scale."""
+    sizes = scale_sizes(final_size, min_size, factor)
+    if scale_steps is None:
+        counts = [steps] * len(sizes)
+    elif len(scale_steps) == len(sizes):
+        counts = list(scale_steps)
+    else:
+        raise UsageError(f"scale_steps: {len(scale_steps)} counts given for {len(sizes)} scales "
+                         f"({', '.join(f'{w}x{h}' for w, h in sizes)})")
+    return [Scale(size, n) for size, n in zip(sizes, counts)]

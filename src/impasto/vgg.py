@@ -1,0 +1,116 @@
+"""The VGG19 convolutional stack, built here, frozen, with layers addressable by name.
+
+Layer names follow the paper: ``conv1_1``, ``relu1_1``, ``conv1_2``, ``relu1_2``, ``pool1``, …,
+``relu5_4``, ``pool5``. The network is cut after the deepest layer a run asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from .errors import UsageError
+from .weights import CONV_LAYERS, VGGWeights
+
+_BLOCK_SIZES = (2, 2, 4, 4, 4)
+
+
+def _layer_names() -> tuple[str, ...]:
+    names: list[str] = []
+    for block, size in enumerate(_BLOCK_SIZES, start=1):
+        for i in range(1, size + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYER_NAMES: tuple[str, ...] = _layer_names()
+LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+
+#: ``torchvision.models.vgg19().features[i]`` ↔ impasto layer name (the notebook used indices).
+TORCHVISION_FEATURE_NAMES = dict(enumerate(LAYER_NAMES))
+
+
+def resolve_layer(name: str) -> str:
+    """Accept ``relu4_2`` style names and ``features.21`` / ``21`` torchvision indices."""
+    text = str(name).strip()
+    if text in LAYER_INDEX:
+        return text
+    index = text.removeprefix("features.").removeprefix("features[").removesuffix("]")
+    if index.isdigit() and int(index) in TORCHVISION_FEATURE_NAMES:
+        return TORCHVISION_FEATURE_NAMES[int(index)]
+    raise UsageError(
+        f"unknown layer name {name!r}; use conv1_1 … conv5_4, relu1_1 … relu5_4 or pool1 … pool5"
+    )
+
+
+def deepest(layers: Iterable[str]) -> str:
+    return max(layers, key=LAYER_INDEX.__getitem__)
+
+
+class VGG19Features(nn.Module):
+    """Frozen VGG19 feature extractor.
+
+    Args:
+        weights: dequantized weights from :func:`impasto.weights.load_weights`.
+        last_layer: deepest layer to build; later layers are never computed.
+        pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al.'s suggestion for smoother results).
+
+    ``forward(image, layers)`` takes an RGB image batch ``(N, 3, H, W)`` with values in [0, 1] and
+    returns ``{layer: activation (N, C, H / 2**k, W / 2**k)}`` scaled by the weights'
+    ``feature_scale``.
+    """
+
+    def __init__(self, weights: VGGWeights, last_layer: str = "relu5_1", pooling: str = "max"):
+        super().__init__()
+        if pooling not in ("max", "avg"):
+            raise UsageError(f"unknown pooling {pooling!r}; use max or avg")
+        self.convention = weights.convention
+        self.last_layer = resolve_layer(last_layer)
+        channels = {name: (c_in, c_out) for name, c_in, c_out in CONV_LAYERS}
+        layers = nn.ModuleDict()
+        for name in LAYER_NAMES[: LAYER_INDEX[self.last_layer] + 1]:
+            if name.startswith("conv"):
+                conv = nn.Conv2d(*channels[name], kernel_size=3, padding=1)
+                weight, bias = weights.convs[name]
+                with torch.no_grad():
+                    conv.weight.copy_(weight)
+                    conv.bias.copy_(bias)
+                layers[name] = conv
+            elif name.startswith("relu"):
+                layers[name] = nn.ReLU(inplace=False)
+            else:
+                layers[name] = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
+        self.layers = layers
+        conv = self.convention
+        order = [2, 1, 0] if conv.bgr else [0, 1, 2]
+        self.register_buffer("channel_order", torch.tensor(order), persistent=False)
+        self.register_buffer("mean", torch.tensor(conv.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(conv.std).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def preprocess(self, image: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1], ``(N, 3, H, W)`` → the network's input convention."""
+        x = image.index_select(1, self.channel_order) * self.convention.scale
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+    def forward(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+        wanted = {resolve_layer(name) for name in layers}
+        if not wanted:
+            return {}
+        last = deepest(wanted)
+        if LAYER_INDEX[last] > LAYER_INDEX[self.last_layer]:
+            raise UsageError(f"layer {last} is deeper than the network was built for ({self.last_layer})")
+        scale = self.convention.feature_scale
+        x = self.preprocess(image)
+        out: dict[str, torch.Tensor] = {}
+        for name, module in self.layers.items():
+            x = module(x)
+            if name in wanted:
+                out[name] = x * scale
+            if name == last:
+                break
+        return out

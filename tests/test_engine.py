@@ -1,0 +1,143 @@
+"""End-to-end runs at small sizes through the Python API and the engine."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import impasto
+from impasto import losses
+from impasto.engine import Stylizer, to_tensor
+from impasto.errors import DivergedError, UsageError
+from impasto.recipe import Recipe
+
+SMALL = dict(max_size=96, min_size=None, steps=60, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def run_result(astronaut_small, stripes_style):
+    history = []
+    stylizer = Stylizer(Recipe.from_preset("balanced", **SMALL))
+    result = stylizer.run(astronaut_small, stripes_style, callback=history.append)
+    return stylizer, result, history
+
+
+def _relative_gram_distance(net, a, b, layers):
+    fa, fb = net(to_tensor(a, torch.device("cpu")), layers), net(to_tensor(b, torch.device("cpu")), layers)
+    return sum(losses.relative_mse(losses.gram_matrix(fa[k]), losses.gram_matrix(fb[k])).item() for k in layers)
+
+
+def test_style_loss_falls_by_a_large_factor(run_result):
+    _, result, history = run_result
+    first, last = history[0].losses["style"], history[-1].losses["style"]
+    assert last < first / 5, (first, last)
+    assert result.steps == 60 and len(result.history) == 60
+
+
+def test_output_moves_to_the_style_and_keeps_the_content(run_result, astronaut_small, stripes_style):
+    stylizer, result, _ = run_result
+    net = stylizer.network(torch.device("cpu"))
+    style_layers = list(stylizer.recipe.style_layers)
+    assert result.image.shape == astronaut_small.shape
+    # closer to the style in Gram space than the photo was
+    assert (_relative_gram_distance(net, result.image, stripes_style, style_layers)
+            < 0.5 * _relative_gram_distance(net, astronaut_small, stripes_style, style_layers))
+    # still the photo: deep features nearer the photo's than the style image's are
+    cpu = torch.device("cpu")
+    deep = lambda img: net(to_tensor(img, cpu), ["relu4_2"])["relu4_2"]  # noqa: E731
+    to_content = losses.relative_mse(deep(result.image), deep(astronaut_small)).item()
+    style_to_content = losses.relative_mse(deep(stripes_style), deep(astronaut_small)).item()
+    assert to_content < 0.5 * style_to_content, (to_content, style_to_content)
+
+
+def test_progress_reports(run_result):
+    _, _, history = run_result
+    assert [p.step for p in history] == list(range(1, 61))
+    assert history[-1].total_steps == 60 and history[-1].eta == pytest.approx(0, abs=1e-6)
+    assert set(history[0].losses) >= {"total", "content", "style"}
+    assert history[10].image().shape == (96, 96, 3)
+
+
+def test_metadata_records_the_run(run_result):
+    _, result, _ = run_result
+    meta = result.metadata
+    assert meta["recipe"]["seed"] == 0 and meta["recipe"]["steps"] == 60
+    assert meta["weights"]["sha256"].startswith("c34748d2")
+    assert meta["torch"] == torch.__version__ and meta["impasto"] == impasto.__version__
+
+
+def test_same_seed_same_image(astronaut_small, stripes_style):
+    recipe = Recipe.from_preset("balanced", **{**SMALL, "steps": 8, "init": "noise"})
+    a = Stylizer(recipe).run(astronaut_small, stripes_style).image
+    b = Stylizer(recipe).run(astronaut_small, stripes_style).image
+    c = Stylizer(recipe.replace(seed=1)).run(astronaut_small, stripes_style).image
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_stylize_accepts_paths_pil_and_arrays(image_files, astronaut_small, stripes_style):
+    content_path, style_path = image_files
+    options = dict(SMALL, steps=3, max_size=64)
+    from_paths = impasto.stylize(content_path, style_path, **options)
+    from_pil = impasto.stylize(Image.open(content_path), Image.open(style_path), **options)
+    from_arrays = impasto.stylize((astronaut_small * 255).astype(np.uint8), stripes_style, **options)
+    for picture in (from_paths, from_pil, from_arrays):
+        assert isinstance(picture, Image.Image) and picture.size == (64, 64) and picture.mode == "RGB"
+    assert from_paths.info["impasto"]["recipe"]["steps"] == 3
+
+
+def test_cancel_stops_within_a_step(astronaut_small, stripes_style):
+    stylizer = Stylizer(Recipe.from_preset("balanced", **{**SMALL, "steps": 50}))
+    seen = []
+
+    def callback(progress):
+        seen.append(progress.step)
+        if progress.step == 4:
+            stylizer.cancel()
+
+    result = stylizer.run(astronaut_small, stripes_style, callback=callback)
+    assert result.cancelled and result.steps == 4 and seen == [1, 2, 3, 4]
+    assert result.image.shape == (96, 96, 3)
+
+
+def test_lbfgs_and_multiscale_run(astronaut_small, stripes_style):
+    recipe = Recipe.from_preset("balanced", **{**SMALL, "optimizer": "lbfgs", "lr": 1.0, "steps": 6,
+                                               "min_size": 48, "scale_factor": 2.0})
+    history = []
+    result = Stylizer(recipe).run(astronaut_small, stripes_style, callback=history.append)
+    assert [p.size for p in history][::6] == [(48, 48), (96, 96)]
+    assert history[-1].losses["style"] < history[0].losses["style"]
+    assert result.image.shape == (96, 96, 3)
+
+
+def test_two_styles_blend(astronaut_small, stripes_style):
+    recipe = Recipe.from_preset("balanced", **{**SMALL, "steps": 2})
+    result = Stylizer(recipe).run(astronaut_small, [stripes_style, astronaut_small], style_blend=[3, 1])
+    assert result.metadata["style_blend"] == [0.75, 0.25]
+    with pytest.raises(UsageError, match="style weights"):
+        Stylizer(recipe).run(astronaut_small, [stripes_style, astronaut_small], style_blend=[1])
+
+
+def test_non_finite_loss_keeps_last_good_image(astronaut_small, stripes_style, monkeypatch):
+    calls = {"n": 0}
+    real = losses.total_variation
+
+    def flaky(image):
+        calls["n"] += 1
+        return real(image) * (float("nan") if calls["n"] >= 4 else 1.0)
+
+    monkeypatch.setattr(losses, "total_variation", flaky)
+    recipe = Recipe.from_preset("balanced", **{**SMALL, "steps": 10, "tv_weight": 1.0})
+    with pytest.raises(DivergedError, match="lower learning rate") as caught:
+        Stylizer(recipe).run(astronaut_small, stripes_style)
+    assert caught.value.step == 3
+    assert caught.value.last_good.shape == (96, 96, 3) and np.isfinite(caught.value.last_good).all()
+
+
+def test_keep_alpha(astronaut_small, stripes_style):
+    rgba = np.concatenate([astronaut_small, np.ones((96, 96, 1), np.float32)], axis=2)
+    rgba[:, :48, 3] = 0.0
+    recipe = Recipe.from_preset("balanced", **{**SMALL, "steps": 2, "keep_alpha": True})
+    result = Stylizer(recipe).run(rgba, stripes_style)
+    assert result.alpha is not None and result.alpha[:, :40].max() < 0.05 and result.alpha[:, 56:].min() > 0.95
+    assert result.to_pil().mode == "RGBA"
