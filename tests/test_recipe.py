@@ -67,3 +67,9 @@ def test_plan_steps_per_scale():
     assert [s.steps for s in schedule] == [30, 5]
     with pytest.raises(UsageError, match="2 scales"):
         plan((256, 256), steps=10, min_size=128, factor=2.0, scale_steps=(1, 2, 3))
+
+
+def test_step_decay_gives_fewer_steps_at_fine_scales():
+    schedule = plan((512, 512), steps=100, min_size=128, factor=2.0, step_decay=0.5)
+    assert [(s.size[0], s.steps) for s in schedule] == [(128, 100), (256, 50), (512, 25)]
+    assert Recipe.from_preset("balanced").step_decay < 1

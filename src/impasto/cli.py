@@ -82,6 +82,7 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=("adam", "lbfgs"))
     g.add_argument("--lr", type=float, metavar="RATE", help="learning rate (pixel units for Adam; 1 for L-BFGS)")
     g.add_argument("--steps", "--epochs", dest="steps", type=int, metavar="N", help="optimization steps per scale")
+    g.add_argument("--step-decay", type=float, metavar="F", help="each finer scale runs F times the steps of the one before")
     g.add_argument("--scale-steps", type=_ints, metavar="N,..", help="steps for each scale, coarse to fine")
     g.add_argument("--min-size", type=int, metavar="PX", help="long side of the first (coarsest) scale")
     g.add_argument("--scale-factor", type=float, metavar="F", help="size ratio between scales (default √2)")
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 RECIPE_ARGS = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
                "content_layer_weights", "style_layer_weights", "pooling", "optimizer", "lr", "steps",
-               "scale_steps", "min_size", "scale_factor", "init", "seed", "weights", "device", "max_size",
+               "step_decay", "scale_steps", "min_size", "scale_factor", "init", "seed", "weights", "device", "max_size",
                "size", "square", "aspect", "style_size", "max_pixels", "keep_alpha", "save_every", "log_every")
 
 

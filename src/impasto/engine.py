@@ -139,7 +139,8 @@ class Stylizer:
         content_rgb = flatten(content_fit)
         final_size = content_fit.size
         schedule = plan(final_size, steps=recipe.steps, min_size=recipe.min_size,
-                        factor=recipe.scale_factor, scale_steps=recipe.scale_steps)
+                        factor=recipe.scale_factor, step_decay=recipe.step_decay,
+                        scale_steps=recipe.scale_steps)
         net = self.network(device)
         torch.manual_seed(recipe.seed)
         generator = torch.Generator().manual_seed(recipe.seed)

@@ -47,6 +47,7 @@ class Recipe:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     lbfgs_history: int = 50
     steps: int = 300
+    step_decay: float = 1.0
     scale_steps: tuple[int, ...] | None = None
     min_size: int | None = None
     scale_factor: float = math.sqrt(2.0)
@@ -135,6 +136,7 @@ class Recipe:
         if self.style_size is not None:
             _integer("style_size", self.style_size, minimum=32)
         _number("scale_factor", self.scale_factor, minimum=1.0, strict=True)
+        _number("step_decay", self.step_decay, minimum=0.0, strict=True)
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise UsageError(f"adam_betas: {self.adam_betas!r} must be two numbers in [0, 1)")
         for name in ("size", "aspect"):
@@ -162,8 +164,8 @@ PRESETS: dict[str, Preset] = {
     "balanced": Preset(
         "The default: Gatys layers, coarse-to-fine Adam, a good 512 px painting in minutes on a CPU.",
         dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
-             style_weight=1.0, tv_weight=0.0, optimizer="adam", lr=0.02, steps=150, min_size=256,
-             max_size=512),
+             style_weight=1.0, tv_weight=0.0, optimizer="adam", lr=0.02, steps=150, step_decay=0.6,
+             min_size=256, max_size=512),
     ),
     "reference": Preset(
         "The original notebook: conv outputs features[0,5,10,19,28] for content and style, MSE "

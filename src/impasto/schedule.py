@@ -42,11 +42,16 @@ def scale_sizes(final_size: tuple[int, int], min_size: int | None, factor: float
 
 
 def plan(final_size: tuple[int, int], *, steps: int, min_size: int | None, factor: float,
-         scale_steps: tuple[int, ...] | None = None) -> list[Scale]:
-    """The whole schedule; ``scale_steps`` (one count per scale) overrides ``steps`` per scale."""
+         step_decay: float = 1.0, scale_steps: tuple[int, ...] | None = None) -> list[Scale]:
+    """The whole schedule.
+
+    The coarsest scale runs ``steps`` steps and each finer one ``step_decay`` times as many as the
+    one before (rounded, at least 1): fine scales cost more per step and need fewer. An explicit
+    ``scale_steps`` (one count per scale, coarse to fine) overrides both.
+    """
     sizes = scale_sizes(final_size, min_size, factor)
     if scale_steps is None:
-        counts = [steps] * len(sizes)
+        counts = [max(1, round(steps * step_decay**k)) for k in range(len(sizes))]
     elif len(scale_steps) == len(sizes):
         counts = list(scale_steps)
     else:
