@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 demo: $(STAMP)
+	mkdir -p $(OUT)
 	$(BIN)/impasto demo -o $(OUT)/demo.png --force
 
 test: $(STAMP)
