@@ -11,7 +11,7 @@ from impasto.engine import Stylizer, to_tensor
 from impasto.errors import DivergedError, UsageError
 from impasto.recipe import Recipe
 
-SMALL = dict(max_size=96, min_size=None, steps=60, seed=0, device="cpu")
+SMALL = dict(max_size=96, min_size=None, steps=60, seed=0, device="cpu", style_weight=1.0, content_weight=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +141,71 @@ def test_keep_alpha(astronaut_small, stripes_style):
     result = Stylizer(recipe).run(rgba, stripes_style)
     assert result.alpha is not None and result.alpha[:, :40].max() < 0.05 and result.alpha[:, 56:].min() > 0.95
     assert result.to_pil().mode == "RGBA"
+
+
+def test_presets_resolve_to_documented_values():
+    fast, balanced, quality = (Recipe.from_preset(n) for n in ("fast", "balanced", "quality"))
+    assert Recipe().preset == "balanced"
+    assert (balanced.min_size, balanced.steps, balanced.step_decay, balanced.ema) == (256, 24, 0.25, 0.9)
+    assert (fast.min_size, fast.scale_factor, fast.steps) == (256, 2.0, 12)
+    assert quality.steps > balanced.steps > fast.steps
+    for recipe in (fast, balanced, quality):
+        assert recipe.content_layers == ("relu4_2",) and recipe.style_loss == "gram"
+    from impasto.schedule import plan
+
+    steps = [s.steps for s in plan((512, 384), steps=balanced.steps, min_size=balanced.min_size,
+                                   factor=balanced.scale_factor, step_decay=balanced.step_decay)]
+    assert steps == [24, 6, 2]
+
+
+def test_bf16_and_fp32_give_close_losses(astronaut_small, stripes_style):
+    options = dict(max_size=48, min_size=None, steps=2, seed=0, device="cpu")
+    fp32 = Stylizer(Recipe.from_preset("balanced", precision="fp32", **options)).run(astronaut_small, stripes_style)
+    bf16 = Stylizer(Recipe.from_preset("balanced", precision="bf16", **options)).run(astronaut_small, stripes_style)
+    assert bf16.metadata["precision"] == "bf16" and fp32.metadata["precision"] == "fp32"
+    for key in ("content", "style"):
+        assert bf16.history[0][key] == pytest.approx(fp32.history[0][key], rel=0.05)
+    assert np.abs(bf16.image - fp32.image).mean() < 0.005  # Adam may flip a few pixels whose gradient is ~0
+
+
+def test_multiscale_beats_single_scale_for_the_same_budget(astronaut_small, stripes_style):
+    """The same budget in full-size step equivalents (a step's cost grows with its pixels).
+
+    20 steps at 96 px cost as much as 40 steps at 48 px (a quarter of the pixels) plus 10 at 96 px.
+    """
+    base = dict(max_size=96, seed=0, device="cpu", ema=0.0, style_weight=1.0)
+    single = Stylizer(Recipe.from_preset("balanced", min_size=None, steps=20, **base)).run(astronaut_small, stripes_style)
+    multi = Stylizer(Recipe.from_preset("balanced", min_size=48, scale_factor=2.0, scale_steps=(40, 10), **base)
+                     ).run(astronaut_small, stripes_style)
+    work = lambda result: sum(1 if h["step"] > len(result.history) - 10 else 0.25 for h in result.history)  # noqa: E731
+    assert work(multi) == 20 == single.steps
+    net = Stylizer(Recipe.from_preset("balanced")).network(torch.device("cpu"))
+    layers = list(Recipe().style_layers)
+    single_distance = _relative_gram_distance(net, single.image, stripes_style, layers)
+    multi_distance = _relative_gram_distance(net, multi.image, stripes_style, layers)
+    assert multi_distance < 0.8 * single_distance, (multi_distance, single_distance)
+
+
+@pytest.mark.parametrize("kind", ["wasserstein", "meanstd"])
+def test_other_style_losses_reduce_their_loss(kind, astronaut_small, stripes_style):
+    history = []
+    recipe = Recipe.from_preset("balanced", **{**SMALL, "steps": 15, "style_loss": kind})
+    Stylizer(recipe).run(astronaut_small, stripes_style, callback=history.append)
+    assert history[-1].losses["style"] < 0.5 * history[0].losses["style"]
+
+
+def test_avg_pooling_and_ema_run(astronaut_small, stripes_style):
+    recipe = Recipe.from_preset("balanced", **{**SMALL, "steps": 4, "pooling": "avg", "ema": 0.8})
+    result = Stylizer(recipe).run(astronaut_small, stripes_style)
+    assert result.metadata["recipe"]["pooling"] == "avg" and np.isfinite(result.image).all()
+
+
+def test_upsample_restores_the_photos_detail():
+    from impasto.engine import upsample
+
+    g = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 32, 32, generator=g)
+    coarse = torch.nn.functional.interpolate(content, size=(16, 16), mode="area")
+    plain = upsample(coarse, content, None)
+    sharp = upsample(coarse, content, coarse)
+    assert (sharp - content).abs().mean() < 0.5 * (plain - content).abs().mean()

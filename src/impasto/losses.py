@@ -37,15 +37,6 @@ def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (x - target).pow(2).mean() / (target.pow(2).mean() + _EPS)
 
 
-def notebook_gram_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
-    """The original notebook's style loss: ``mean((G − A)²) / (C·H·W)`` with unnormalized Grams.
-
-    ``target_gram`` is ``gram_matrix(style_features, normalize=False)`` of the same layer.
-    """
-    _, c, h, w = features.shape
-    return (gram_matrix(features, normalize=False) - target_gram).pow(2).mean() / (c * h * w)
-
-
 def total_variation(image: torch.Tensor) -> torch.Tensor:
     """Mean squared difference between horizontally and vertically adjacent pixels.
 
@@ -54,3 +45,109 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# Style statistics: what is matched between the image's features and the style's.
+#
+# Each kind computes a dict of statistics from ``(N, C, H, W)`` features (optionally weighted by
+# a ``(N, 1, H, W)`` mask of where the statistics are taken) and a distance between two such
+# dicts. Statistics of several styles combine linearly with weights (see ``blend_statistics``).
+# ---------------------------------------------------------------------------------------------
+STYLE_LOSSES = ("gram", "wasserstein", "meanstd")
+
+
+def _flat_and_weights(features: torch.Tensor, mask: torch.Tensor | None):
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w).float()
+    if mask is None:
+        weights = flat.new_full((n, 1, h * w), 1.0 / (h * w))
+    else:
+        m = mask.reshape(n, 1, h * w).float()
+        weights = m / m.sum(dim=2, keepdim=True).clamp_min(_EPS)
+    return flat, weights
+
+
+def style_statistics(features: torch.Tensor, kind: str, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Statistics of ``(N, C, H, W)`` features for a style loss of ``kind``.
+
+    * ``gram``: ``{"gram": (N, C, C)}``, the second moment E[f fᵀ] over positions.
+    * ``wasserstein``: ``{"mean": (N, C), "second": (N, C, C)}``: mean and second moment, from
+      which the covariance of a Gaussian fit follows.
+    * ``meanstd``: ``{"mean": (N, C), "square": (N, C)}``: per-channel mean and mean square.
+
+    Every statistic is an expectation over positions (weighted by ``mask`` when given), so
+    statistics of several images or regions blend by weighted averaging.
+    """
+    flat, weights = _flat_and_weights(features, mask)
+    if kind == "gram":
+        return {"gram": torch.bmm(flat * weights, flat.transpose(1, 2))}
+    mean = (flat * weights).sum(dim=2)
+    if kind == "wasserstein":
+        return {"mean": mean, "second": torch.bmm(flat * weights, flat.transpose(1, 2))}
+    if kind == "meanstd":
+        return {"mean": mean, "square": (flat.pow(2) * weights).sum(dim=2)}
+    raise ValueError(f"unknown style loss {kind!r}; choose from {', '.join(STYLE_LOSSES)}")
+
+
+def blend_statistics(stats: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[str, torch.Tensor]:
+    """Weighted average of statistics dicts (moments of the mixture of the styles' features)."""
+    return {key: sum(w * s[key] for s, w in zip(stats, weights)) for key in stats[0]}
+
+
+def _sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:
+    """Square root of symmetric positive semi-definite ``(N, C, C)`` matrices (no gradient needed)."""
+    values, vectors = torch.linalg.eigh(matrix.double())
+    root = vectors @ torch.diag_embed(values.clamp_min(0).sqrt()) @ vectors.transpose(-1, -2)
+    return root.to(matrix.dtype)
+
+
+def prepare_target(stats: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
+    """Precompute what a distance needs from the target's statistics (done once per scale)."""
+    target = dict(stats)
+    if kind == "wasserstein":
+        cov = stats["second"] - stats["mean"].unsqueeze(2) * stats["mean"].unsqueeze(1)
+        target["cov"] = cov
+        target["cov_sqrt"] = _sqrtm_psd(cov)
+        target["energy"] = stats["mean"].pow(2).sum(dim=1) + torch.diagonal(cov, dim1=1, dim2=2).sum(dim=1)
+    elif kind == "meanstd":
+        target["std"] = (stats["square"] - stats["mean"].pow(2)).clamp_min(0).sqrt()
+    return target
+
+
+def style_distance(stats: dict[str, torch.Tensor], target: dict[str, torch.Tensor], kind: str,
+                   relative: bool = True) -> torch.Tensor:
+    """Distance between an image's statistics and a target from :func:`prepare_target`.
+
+    * ``gram``: mean squared difference of the Gram matrices.
+    * ``wasserstein``: squared 2-Wasserstein distance between Gaussian fits,
+      ``‖μ − μₛ‖² + tr(Σ + Σₛ − 2 (Σₛ^½ Σ Σₛ^½)^½)``.
+    * ``meanstd``: ``mean((μ − μₛ)² + (σ − σₛ)²)`` over channels.
+
+    With ``relative`` the distance is divided by the target's own magnitude (the same distance to
+    all-zero features), so layers and styles of different energy weigh alike. Returns a scalar
+    (mean over the batch).
+    """
+    if kind == "gram":
+        return relative_mse(stats["gram"], target["gram"]) if relative else mse(stats["gram"], target["gram"])
+    if kind == "meanstd":
+        std = (stats["square"] - stats["mean"].pow(2)).clamp_min(_EPS).sqrt()
+        dist = (stats["mean"] - target["mean"]).pow(2).mean(dim=1) + (std - target["std"]).pow(2).mean(dim=1)
+        if relative:
+            dist = dist / (target["mean"].pow(2) + target["std"].pow(2)).mean(dim=1).clamp_min(_EPS)
+        return dist.mean()
+    if kind == "wasserstein":
+        mean = stats["mean"]
+        cov = stats["second"] - mean.unsqueeze(2) * mean.unsqueeze(1)
+        root = target["cov_sqrt"]
+        middle = root @ cov @ root
+        # tr(M^½) from the eigenvalues of the symmetric PSD matrix M (clamped: sqrt has no slope at 0)
+        eigenvalues = torch.linalg.eigvalsh(0.5 * (middle + middle.transpose(1, 2)))
+        trace_sqrt = eigenvalues.clamp_min(1e-10).sqrt().sum(dim=1)
+        dist = ((mean - target["mean"]).pow(2).sum(dim=1) + torch.diagonal(cov, dim1=1, dim2=2).sum(dim=1)
+                + torch.diagonal(target["cov"], dim1=1, dim2=2).sum(dim=1) - 2 * trace_sqrt)
+        dist = dist.clamp_min(0)
+        if relative:
+            dist = dist / target["energy"].clamp_min(_EPS)
+        return dist.mean()
+    raise ValueError(f"unknown style loss {kind!r}; choose from {', '.join(STYLE_LOSSES)}")

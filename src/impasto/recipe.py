@@ -11,7 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .device import PRECISIONS
 from .errors import UsageError
+from .losses import STYLE_LOSSES
 from .vgg import resolve_layer
 
 GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -39,6 +41,7 @@ class Recipe:
     content_weight: float = 1.0
     style_weight: float = 1.0
     tv_weight: float = 0.0
+    style_loss: str = "gram"
     loss_normalization: str = "relative"
     pooling: str = "max"
     # How it is optimized.
@@ -46,6 +49,8 @@ class Recipe:
     lr: float = 0.02
     adam_betas: tuple[float, float] = (0.9, 0.999)
     lbfgs_history: int = 50
+    lbfgs_line_search: bool = False
+    ema: float = 0.0
     steps: int = 300
     step_decay: float = 1.0
     scale_steps: tuple[int, ...] | None = None
@@ -65,6 +70,7 @@ class Recipe:
     log_every: int = 20
     save_every: int = 40
     device: str = "auto"
+    precision: str = "auto"
     weights: str | None = None
 
     def __post_init__(self) -> None:
@@ -73,12 +79,12 @@ class Recipe:
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def from_preset(cls, name: str = "balanced", **overrides: Any) -> Recipe:
-        """The preset's values, then every override that is not ``None``."""
+        """The preset's values, then the overrides (``min_size=None`` turns coarse-to-fine off)."""
         if name not in PRESETS:
             raise UsageError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
         values = dict(PRESETS[name].values)
         values["preset"] = name
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update(overrides)
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise UsageError(f"unknown recipe parameter(s): {', '.join(sorted(unknown))}")
@@ -120,6 +126,11 @@ class Recipe:
         _number("lr", self.lr, minimum=0.0, strict=True)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("loss_normalization", self.loss_normalization, NORMALIZATIONS)
+        _choice("style_loss", self.style_loss, STYLE_LOSSES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("lbfgs_line_search", self.lbfgs_line_search, (True, False))
+        if _number("ema", self.ema, minimum=0.0) >= 1:
+            raise UsageError(f"ema: {self.ema!r} must be below 1 (0 turns averaging off)")
         _choice("pooling", self.pooling, ("max", "avg"))
         _choice("square", self.square, SQUARE_MODES)
         _choice("device", self.device, DEVICES)
@@ -161,19 +172,31 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "balanced": Preset(
-        "The default: Gatys layers, coarse-to-fine Adam, a good 512 px painting in minutes on a CPU.",
+    "fast": Preset(
+        "A quick preview: two scales (256 then 512 px), a short Adam run, iterate averaging.",
         dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
-             style_weight=1.0, tv_weight=0.0, optimizer="adam", lr=0.02, steps=150, step_decay=0.6,
-             min_size=256, max_size=512),
+             style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=12,
+             step_decay=0.1, min_size=256, scale_factor=2.0, max_size=512),
+    ),
+    "balanced": Preset(
+        "The default: Gatys layers, coarse-to-fine Adam from 256 px with iterate averaging.",
+        dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
+             style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=24,
+             step_decay=0.25, min_size=256, scale_factor=math.sqrt(2.0), max_size=512),
+    ),
+    "quality": Preset(
+        "The best result, several times slower: the same losses with many more steps per scale.",
+        dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
+             style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=120,
+             step_decay=0.5, min_size=256, scale_factor=math.sqrt(2.0), max_size=512),
     ),
     "reference": Preset(
         "The original notebook: conv outputs features[0,5,10,19,28] for content and style, MSE "
         "losses, style weight 100, Adam lr 0.003 betas (0.5, 0.999), one scale.",
         dict(content_layers=NOTEBOOK_LAYERS, style_layers=NOTEBOOK_LAYERS, content_weight=1.0,
-             style_weight=100.0, tv_weight=0.0, loss_normalization="notebook", optimizer="adam",
-             lr=0.003, adam_betas=(0.5, 0.999), steps=2000, min_size=None, max_size=400,
-             log_every=20, save_every=40),
+             style_weight=100.0, tv_weight=0.0, style_loss="gram", loss_normalization="notebook",
+             optimizer="adam", lr=0.003, adam_betas=(0.5, 0.999), ema=0.0, steps=2000, step_decay=1.0,
+             min_size=None, max_size=400, log_every=20, save_every=40),
     ),
 }
 

@@ -24,7 +24,8 @@ def scale_sizes(final_size: tuple[int, int], min_size: int | None, factor: float
     """Sizes (width, height) from about ``min_size`` on the long side up to ``final_size``.
 
     ``min_size=None`` (or one at least the final long side) means a single scale. Intermediate
-    long sides are ``final / factor**k``; the aspect ratio of the final size is kept.
+    long sides are ``final / factor**k``; the aspect ratio of the final size is kept, and
+    intermediate sides are rounded to multiples of 8, which convolution kernels handle fastest.
     """
     width, height = final_size
     long_side = max(width, height)
@@ -36,9 +37,13 @@ def scale_sizes(final_size: tuple[int, int], min_size: int | None, factor: float
     sizes = []
     for target in reversed(longs[1:]):
         ratio = target / long_side
-        sizes.append((max(1, round(width * ratio)), max(1, round(height * ratio))))
+        sizes.append((_round_to(width * ratio, 8), _round_to(height * ratio, 8)))
     sizes.append(final_size)
     return sizes
+
+
+def _round_to(value: float, multiple: int) -> int:
+    return max(multiple, int(round(value / multiple)) * multiple)
 
 
 def plan(final_size: tuple[int, int], *, steps: int, min_size: int | None, factor: float,

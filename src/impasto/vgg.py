@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .errors import UsageError
 from .weights import CONV_LAYERS, VGGWeights
@@ -50,17 +51,30 @@ def deepest(layers: Iterable[str]) -> str:
     return max(layers, key=LAYER_INDEX.__getitem__)
 
 
+class ScaledAvgPool(nn.Module):
+    """2×2 average pooling times a calibrated ``scale`` (so magnitudes match max pooling)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("scale", torch.ones(()), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 2) * self.scale.to(x.dtype)
+
+
 class VGG19Features(nn.Module):
     """Frozen VGG19 feature extractor.
 
     Args:
         weights: dequantized weights from :func:`impasto.weights.load_weights`.
         last_layer: deepest layer to build; later layers are never computed.
-        pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al.'s suggestion for smoother results).
+        pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al.'s suggestion for smoother
+            results). Average pooling gives smaller activations than max pooling; each average
+            pool is rescaled so that its mean output matches max pooling's on a calibration image.
 
     ``forward(image, layers)`` takes an RGB image batch ``(N, 3, H, W)`` with values in [0, 1] and
-    returns ``{layer: activation (N, C, H / 2**k, W / 2**k)}`` scaled by the weights'
-    ``feature_scale``.
+    returns ``{layer: activation (N, C, H / 2**k, W / 2**k)}`` (raw: multiply by
+    ``convention.feature_scale`` for magnitudes that do not depend on the weights' convention).
     """
 
     def __init__(self, weights: VGGWeights, last_layer: str = "relu5_1", pooling: str = "max"):
@@ -82,7 +96,7 @@ class VGG19Features(nn.Module):
             elif name.startswith("relu"):
                 layers[name] = nn.ReLU(inplace=False)
             else:
-                layers[name] = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
+                layers[name] = nn.MaxPool2d(2, 2) if pooling == "max" else ScaledAvgPool()
         self.layers = layers
         conv = self.convention
         order = [2, 1, 0] if conv.bgr else [0, 1, 2]
@@ -91,6 +105,18 @@ class VGG19Features(nn.Module):
         self.register_buffer("std", torch.tensor(conv.std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
+        if pooling == "avg":
+            self._calibrate_pools()
+
+    @torch.no_grad()
+    def _calibrate_pools(self) -> None:
+        generator = torch.Generator().manual_seed(0)
+        image = F.interpolate(torch.rand(1, 3, 16, 16, generator=generator), size=(128, 128), mode="bilinear")
+        x = self.preprocess(image)
+        for module in self.layers.values():
+            if isinstance(module, ScaledAvgPool):
+                module.scale.fill_(F.max_pool2d(x, 2).mean() / F.avg_pool2d(x, 2).mean().clamp_min(1e-8))
+            x = module(x)
 
     def preprocess(self, image: torch.Tensor) -> torch.Tensor:
         """RGB in [0, 1], ``(N, 3, H, W)`` → the network's input convention."""
@@ -104,13 +130,31 @@ class VGG19Features(nn.Module):
         last = deepest(wanted)
         if LAYER_INDEX[last] > LAYER_INDEX[self.last_layer]:
             raise UsageError(f"layer {last} is deeper than the network was built for ({self.last_layer})")
-        scale = self.convention.feature_scale
         x = self.preprocess(image)
         out: dict[str, torch.Tensor] = {}
         for name, module in self.layers.items():
             x = module(x)
             if name in wanted:
-                out[name] = x * scale
+                out[name] = x
             if name == last:
                 break
         return out
+
+
+def step_flops(size: tuple[int, int], last_layer: str) -> float:
+    """Floating-point operations of one optimization step on an image of ``size`` = (W, H).
+
+    Counts the convolutions up to ``last_layer``: the forward pass (2 FLOPs per multiply-add)
+    and the backward pass to the input, which costs the same (the weights are frozen, so no
+    weight gradients are computed). Pooling, ReLU and the losses are negligible.
+    """
+    width, height = size
+    channels = {name: (c_in, c_out) for name, c_in, c_out in CONV_LAYERS}
+    stride, macs = 1, 0
+    for name in LAYER_NAMES[: LAYER_INDEX[resolve_layer(last_layer)] + 1]:
+        if name.startswith("conv"):
+            c_in, c_out = channels[name]
+            macs += c_in * c_out * 9 * (height // stride) * (width // stride)
+        elif name.startswith("pool"):
+            stride *= 2
+    return 4.0 * macs

@@ -47,7 +47,7 @@ class InputConvention:
     """How an RGB image in [0, 1] is turned into the network's input.
 
     ``input = (rgb[order] * scale - mean) / std`` per channel, where ``order`` is RGB or BGR.
-    ``feature_scale`` multiplies every activation so that losses have the magnitudes of the
+    ``feature_scale`` multiplies activations in absolute (notebook) losses so they have the magnitudes of the
     torchvision convention whatever the weights (the Caffe input is about 255·0.226 ≈ 57.6
     times larger).
     """
