@@ -89,26 +89,24 @@ def child_impasto(preset: str, size: int, content: str, style: str, device: str,
 
     content_rgb, style_rgb = load_rgb(content), load_rgb(style)
     snapshots: list[tuple[float, np.ndarray]] = []
-    step_times: dict[tuple[int, int], list[float]] = {}
-    recipe = Recipe.from_preset(preset, max_size=size, seed=0, device=device)
+    from impasto.images import scaled_to_long_side
+
+    exact = scaled_to_long_side((content_rgb.shape[1], content_rgb.shape[0]), size)  # upscales small photos too
+    recipe = Recipe.from_preset(preset, max_size=size, size=exact, seed=0, device=device)
     started = time.perf_counter()
-    last = [started]
 
     def on_step(progress):
         if device == "cuda":
             torch.cuda.synchronize()
         now = time.perf_counter()
-        step_times.setdefault(progress.size, []).append(now - last[0])
         if progress.scale_step == progress.scale_steps or progress.step % 10 == 0:
             snapshots.append((now - started, progress.image()))
-        last[0] = time.perf_counter()  # snapshot copies are not counted as step time
 
     stylizer = Stylizer(recipe)
     result = stylizer.run(content_rgb, style_rgb, callback=on_step)
     wall = time.perf_counter() - started
     final_size = (result.image.shape[1], result.image.shape[0])
-    final_steps = step_times[final_size]
-    per_step = float(np.median(final_steps[1:] if len(final_steps) > 1 else final_steps))
+    per_step = steady_step_seconds(stylizer, recipe, content_rgb, style_rgb, final_size, device)
     flops = step_flops(final_size, deepest(recipe.all_layers()))
     precision = result.metadata["precision"]
     ceiling = matmul_gflops(device, precision)
@@ -124,6 +122,32 @@ def child_impasto(preset: str, size: int, content: str, style: str, device: str,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "quality": quality(result.image, style_at_size, reference), "curve": curve,
     }
+
+
+def steady_step_seconds(stylizer, recipe, content_rgb, style_rgb, size, device, steps: int = 5) -> float:
+    """Median time of one optimization step at ``size`` once warmed up (not part of the wall time).
+
+    A preset may run only a step or two at the output size, and the first step at a new size
+    pays one-off set-up costs, so the per-step speed is measured on its own: the same recipe,
+    one scale, ``steps`` steps, the first one discarded.
+    """
+    import torch
+
+    from impasto.engine import Stylizer
+
+    times, last = [], [0.0]
+
+    def on_step(progress):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        times.append(now - last[0])
+        last[0] = now
+
+    probe = Stylizer(recipe.replace(min_size=None, steps=steps, size=size))
+    last[0] = time.perf_counter()
+    probe.run(content_rgb, style_rgb, callback=on_step)
+    return float(np.median(times[1:]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +270,8 @@ def main() -> None:
     parser.add_argument("--pastiche-steps", type=int, default=200)
     parser.add_argument("--pastiche-sizes", default="512", help="sizes at which pastiche runs")
     parser.add_argument("--no-pastiche", action="store_true")
+    parser.add_argument("--reuse-pastiche", metavar="RESULTS_JSON",
+                        help="take pastiche's runs from an earlier results.json instead of running it again")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--child", nargs=2, metavar=("PRESET", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -269,7 +295,10 @@ def main() -> None:
             results.append(json.loads(line[7:]))
             r = results[-1]
             print(f"  impasto {preset:<9} {size:>5} px: {r['wall_s']:.1f} s, score {r['quality']['score']:.3f}", flush=True)
-        if not args.no_pastiche and str(size) in args.pastiche_sizes.split(","):
+        if args.reuse_pastiche:
+            earlier = json.loads(Path(args.reuse_pastiche).read_text())
+            results += [r for r in earlier if r["tool"] == "pastiche" and r["size"] == size]
+        elif not args.no_pastiche and str(size) in args.pastiche_sizes.split(","):
             results.append(run_pastiche(size, args.pastiche_steps, args.content, args.style, out))
             print(f"  pastiche {args.pastiche_steps} steps {size:>5} px: {results[-1]['wall_s']:.1f} s, "
                   f"score {results[-1]['quality']['score']:.3f}", flush=True)

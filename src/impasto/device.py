@@ -39,12 +39,13 @@ def _mps_available() -> bool:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def configure_backends(device: torch.device) -> None:
-    """Fast-math settings for CUDA: TF32 matmuls/convolutions and cuDNN autotuning."""
+def configure_backends(device: torch.device, pixels: int = 0) -> None:
+    """Fast-math settings for CUDA: TF32 matmuls/convolutions, and cuDNN autotuning for outputs
+    of ``pixels`` ≥ 1 megapixel (below that, tuning every scale's shapes costs more than it saves)."""
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = pixels >= 1024 * 1024
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:

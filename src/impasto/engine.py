@@ -149,7 +149,6 @@ class Stylizer:
         if recipe.seed is None:
             recipe = self.recipe = recipe.replace(seed=secrets.randbelow(2**31))
         device = select_device(recipe.device)
-        configure_backends(device)
         self._autocast = compute_dtype(recipe.precision, device)
         content_image, style_images = self._load_inputs(content, styles)
         blend = _blend_weights(style_blend, len(style_images))
@@ -157,6 +156,7 @@ class Stylizer:
                           square=recipe.square, aspect=recipe.aspect)
         content_rgb = flatten(content_fit)
         final_size = content_fit.size
+        configure_backends(device, final_size[0] * final_size[1])
         schedule = plan(final_size, steps=recipe.steps, min_size=recipe.min_size,
                         factor=recipe.scale_factor, step_decay=recipe.step_decay,
                         scale_steps=recipe.scale_steps)
@@ -173,6 +173,8 @@ class Stylizer:
             if image.shape[-2:] != content_t.shape[-2:]:
                 image = upsample(image, content_t, previous_content if recipe.init == "content" else None)
             previous_content = content_t
+            if scale.steps == 0:
+                continue
             targets = self._targets(net, recipe, content_t, style_images, blend, scale, final_size)
             image = self._optimize(net, recipe, image, targets, scale, index, run, callback)
             if self.cancelled:

@@ -136,7 +136,10 @@ class Recipe:
         _choice("device", self.device, DEVICES)
         _integer("steps", self.steps, minimum=1)
         if self.scale_steps is not None:
-            object.__setattr__(self, "scale_steps", tuple(_integer("scale_steps", s, 1) for s in self.scale_steps))
+            counts = tuple(_integer("scale_steps", s, 0) for s in self.scale_steps)
+            if not counts or counts[0] < 1:
+                raise UsageError(f"scale_steps: {self.scale_steps!r}: the first scale needs at least 1 step")
+            object.__setattr__(self, "scale_steps", counts)
         _integer("lbfgs_history", self.lbfgs_history, minimum=1)
         _integer("max_size", self.max_size, minimum=32)
         _integer("max_pixels", self.max_pixels, minimum=1)
@@ -147,7 +150,7 @@ class Recipe:
         if self.style_size is not None:
             _integer("style_size", self.style_size, minimum=32)
         _number("scale_factor", self.scale_factor, minimum=1.0, strict=True)
-        _number("step_decay", self.step_decay, minimum=0.0, strict=True)
+        _number("step_decay", self.step_decay, minimum=0.0)
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise UsageError(f"adam_betas: {self.adam_betas!r} must be two numbers in [0, 1)")
         for name in ("size", "aspect"):
@@ -173,15 +176,15 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "fast": Preset(
-        "A quick preview: two scales (256 then 512 px), a short Adam run, iterate averaging.",
+        "A quick preview: a short Adam run at 256 px, then upsampled with the photo's detail.",
         dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
              style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=12,
-             step_decay=0.1, min_size=256, scale_factor=2.0, max_size=512),
+             step_decay=0.0, min_size=256, scale_factor=2.0, max_size=512),
     ),
     "balanced": Preset(
         "The default: Gatys layers, coarse-to-fine Adam from 256 px with iterate averaging.",
         dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
-             style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=24,
+             style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=22,
              step_decay=0.25, min_size=256, scale_factor=math.sqrt(2.0), max_size=512),
     ),
     "quality": Preset(

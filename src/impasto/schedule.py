@@ -51,12 +51,14 @@ def plan(final_size: tuple[int, int], *, steps: int, min_size: int | None, facto
     """The whole schedule.
 
     The coarsest scale runs ``steps`` steps and each finer one ``step_decay`` times as many as the
-    one before (rounded, at least 1): fine scales cost more per step and need fewer. An explicit
-    ``scale_steps`` (one count per scale, coarse to fine) overrides both.
+    one before (rounded): fine scales cost more per step and need fewer. A scale with 0 steps is
+    only upsampled (with the photo's detail added back, see ``engine.upsample``), which makes
+    previews cheap. An explicit ``scale_steps`` (one count per scale, coarse to fine) overrides
+    both.
     """
     sizes = scale_sizes(final_size, min_size, factor)
     if scale_steps is None:
-        counts = [max(1, round(steps * step_decay**k)) for k in range(len(sizes))]
+        counts = [steps] + [round(steps * step_decay**k) for k in range(1, len(sizes))]
     elif len(scale_steps) == len(sizes):
         counts = list(scale_steps)
     else:
