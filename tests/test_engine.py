@@ -223,3 +223,14 @@ def test_a_zero_step_scale_is_only_upsampled(astronaut_small, stripes_style):
     assert np.abs(result.image - astronaut_small).mean() < np.abs(plain - astronaut_small).mean()
     with pytest.raises(UsageError, match="first scale"):
         Recipe.from_preset("balanced", scale_steps=(0, 5))
+
+
+def test_cancel_at_a_coarse_scale_still_returns_the_full_size(astronaut_small, stripes_style):
+    stylizer = Stylizer(Recipe.from_preset("balanced", **{**SMALL, "min_size": 48, "scale_factor": 2.0, "steps": 5}))
+
+    def callback(progress):
+        if progress.step == 2:
+            stylizer.cancel()
+
+    result = stylizer.run(astronaut_small, stripes_style, callback=callback)
+    assert result.cancelled and result.steps == 2 and result.image.shape == (96, 96, 3)

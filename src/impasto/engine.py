@@ -179,6 +179,10 @@ class Stylizer:
             image = self._optimize(net, recipe, image, targets, scale, index, run, callback)
             if self.cancelled:
                 break
+        if image.shape[-2:] != (final_size[1], final_size[0]):  # cancelled at a coarse scale
+            full = to_tensor(content_rgb, device)
+            coarse = F.interpolate(full, size=image.shape[-2:], mode="area") if recipe.init == "content" else None
+            image = upsample(image, full, coarse)
 
         output = to_array(image)
         alpha = None
