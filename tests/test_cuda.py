@@ -1,4 +1,4 @@
-"""CUDA checks: skipped on machines without a GPU (CI); run where one is present."""
+"""Device checks: the CUDA ones are skipped on machines without a GPU (CI) and run where one is."""
 
 import numpy as np
 import pytest
@@ -30,3 +30,13 @@ def test_cuda_run_matches_cpu(astronaut_small, stripes_style, precision):
     # same optimization problem: final losses agree within a few percent, images look alike
     assert gpu.losses["style"] == pytest.approx(cpu.losses["style"], rel=0.15)
     assert np.abs(gpu.image - cpu.image).mean() < 0.03
+
+
+def test_cpu_keeps_large_buffers_on_glibc():
+    import platform
+
+    from impasto.device import keep_large_buffers
+
+    applied = keep_large_buffers()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert applied

@@ -40,8 +40,14 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def configure_backends(device: torch.device, pixels: int = 0) -> None:
-    """Fast-math settings for CUDA: TF32 matmuls/convolutions, and cuDNN autotuning for outputs
-    of ``pixels`` ≥ 1 megapixel (below that, tuning every scale's shapes costs more than it saves)."""
+    """Speed settings for the device of a run.
+
+    CUDA: TF32 matmuls/convolutions, and cuDNN autotuning for outputs of ``pixels`` ≥ 1 megapixel
+    (below that, tuning every scale's shapes costs more than it saves). CPU: see
+    :func:`keep_large_buffers`.
+    """
+    if device.type == "cpu":
+        keep_large_buffers()
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -88,3 +94,24 @@ def cpu_bf16_is_faster() -> bool:
         return best
 
     return probe(torch.bfloat16) * 1.25 < probe(None)
+
+
+@functools.lru_cache(maxsize=1)
+def keep_large_buffers() -> bool:
+    """Ask glibc to keep freed large blocks instead of returning them to the system.
+
+    Activations of a 512 px image are tens of megabytes each. glibc serves blocks above its mmap
+    threshold (at most 32 MB) with fresh mappings and unmaps them on free, so every optimization
+    step would fault hundreds of megabytes of new pages in again: about a fifth of a step's time
+    on a 2-core CPU. Raising the mmap and trim thresholds to 1 GiB keeps those pages in the heap.
+    The process's memory is then handed back to the system later than it would be. Returns
+    whether the setting was applied (only with glibc; elsewhere nothing happens).
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        mmap_threshold, trim_threshold = -3, -1  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD in malloc.h
+        return bool(libc.mallopt(mmap_threshold, 1 << 30)) and bool(libc.mallopt(trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
