@@ -147,7 +147,7 @@ def test_presets_resolve_to_documented_values():
     fast, balanced, quality = (Recipe.from_preset(n) for n in ("fast", "balanced", "quality"))
     assert Recipe().preset == "balanced"
     assert (balanced.min_size, balanced.steps, balanced.step_decay, balanced.ema) == (256, 22, 0.25, 0.9)
-    assert (fast.min_size, fast.scale_factor, fast.steps) == (256, 2.0, 12)
+    assert (fast.min_size, fast.scale_factor, fast.steps, fast.step_decay) == (256, 2.0, 10, 0.0)
     assert quality.steps > balanced.steps > fast.steps
     for recipe in (fast, balanced, quality):
         assert recipe.content_layers == ("relu4_2",) and recipe.style_loss == "gram"

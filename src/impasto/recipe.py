@@ -178,7 +178,7 @@ PRESETS: dict[str, Preset] = {
     "fast": Preset(
         "A quick preview: a short Adam run at 256 px, then upsampled with the photo's detail.",
         dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
-             style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=12,
+             style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=10,
              step_decay=0.0, min_size=256, scale_factor=2.0, max_size=512),
     ),
     "balanced": Preset(
