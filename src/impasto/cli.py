@@ -87,7 +87,7 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--line-search", dest="lbfgs_line_search", action="store_true", default=None,
                    help="L-BFGS with a strong Wolfe line search")
     g.add_argument("--lr", type=float, metavar="RATE", help="learning rate (pixel units for Adam; 1 for L-BFGS)")
-    g.add_argument("--steps", "--epochs", dest="steps", type=int, metavar="N", help="optimization steps per scale")
+    g.add_argument("--steps", "--epochs", dest="steps", type=int, metavar="N", help="optimization steps (of the first scale when there are several)")
     g.add_argument("--step-decay", type=float, metavar="F", help="each finer scale runs F times the steps of the one before")
     g.add_argument("--scale-steps", type=_ints, metavar="N,..", help="steps for each scale, coarse to fine")
     g.add_argument("--min-size", type=int, metavar="PX", help="long side of the first (coarsest) scale")
