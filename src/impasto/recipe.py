@@ -165,7 +165,7 @@ class Recipe:
         if self.seed is not None:
             _integer("seed", self.seed, minimum=0)
         if not isinstance(self.init, str) or not self.init:
-            raise UsageError("init: use content, noise or the path of an image")
+            raise UsageError("init: use content, palette, noise or the path of an image")
 
 
 @dataclass(frozen=True)
@@ -179,19 +179,19 @@ PRESETS: dict[str, Preset] = {
         "A quick preview: a short Adam run at 256 px, then upsampled with the photo's detail.",
         dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
              style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=10,
-             step_decay=0.0, min_size=256, scale_factor=2.0, max_size=512),
+             step_decay=0.0, min_size=256, scale_factor=2.0, max_size=512, init="palette"),
     ),
     "balanced": Preset(
         "The default: Gatys layers, coarse-to-fine Adam from 256 px with iterate averaging.",
         dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
              style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=22,
-             step_decay=0.25, min_size=256, scale_factor=math.sqrt(2.0), max_size=512),
+             step_decay=0.25, min_size=256, scale_factor=math.sqrt(2.0), max_size=512, init="palette"),
     ),
     "quality": Preset(
         "The best result, several times slower: the same losses with many more steps per scale.",
         dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
              style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=120,
-             step_decay=0.5, min_size=256, scale_factor=math.sqrt(2.0), max_size=512),
+             step_decay=0.5, min_size=256, scale_factor=math.sqrt(2.0), max_size=512, init="palette"),
     ),
     "reference": Preset(
         "The original notebook: conv outputs features[0,5,10,19,28] for content and style, MSE "
