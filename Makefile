@@ -21,6 +21,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+gallery: $(STAMP)
+	$(BIN)/python scripts/gallery.py --out docs/gallery
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,bench]'
 	$(BIN)/python benchmarks/run.py

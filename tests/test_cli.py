@@ -174,10 +174,18 @@ def test_bad_outputs(output, code, fragment, image_files, tmp_path, capsys):
     (["--lr", "0"], "lr"),
     (["--style-weights", "1,2"], "style weights"),
     (["--preset", "nope"], "--preset"),
+    (["--preserve-color", "sepia"], "--preserve-color"),
+    (["--style-scale", "0"], "style_scale"),
+    (["--content-mask-weights", "1"], "content_mask_weights"),
+    (["--masks", "__content__", "__content__"], "2 mask(s) for 1 style"),
+    (["--tile-size", "10"], "tile_size"),
+    (["--tile-size", "big"], "--tile-size"),
+    (["--max-memory", "lots"], "--max-memory"),
 ])
 def test_bad_values_exit_2(args, fragment, image_files, tmp_path, capsys):
     content, style = image_files
     out = tmp_path / "out.png"
+    args = [content if a == "__content__" else a for a in args]
     with pytest.raises(SystemExit) if args[0] in {"--preset"} or fragment.startswith("--") else _no_exit():
         code, _, err = run_cli(["stylize", content, style, "-o", out, *QUICK, *args], capsys)
         assert_one_line_error(code, err, 2, fragment)
@@ -264,3 +272,51 @@ def test_demo_runs_without_user_files(tmp_path, capsys):
     assert Image.open(out).size == (64, 64) and str(out) in stdout
     meta = read_metadata(out)
     assert meta["styles"] == ["brush strokes (generated)"]
+
+
+def test_colour_regions_and_scale_options(image_files, tmp_path, capsys):
+    content, style = image_files
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.array([0, 255], np.uint8).repeat(48), (96, 1))).save(mask)  # right half white
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(["stylize", content, style, "-o", out, *QUICK, "--masks", mask, "--content-mask", mask,
+                            "--preserve-color", "luminance", "--style-scale", "1.5", "--color-transfer", "pca"],
+                           capsys)
+    assert code == 0, err
+    meta = read_metadata(out)
+    assert meta["masks"] == 1 and meta["content_mask"] is True
+    assert meta["recipe"]["preserve_color"] == "luminance" and meta["recipe"]["style_scale"] == 1.5
+    result = np.asarray(Image.open(out), np.float32)
+    photo = np.asarray(Image.open(content).resize((64, 64), Image.Resampling.LANCZOS), np.float32)
+    assert np.abs(result[:, :28] - photo[:, :28]).mean() < 3  # the black half of the mask keeps the photo
+
+
+def test_tiling_options(image_files, tmp_path, capsys):
+    content, style = image_files
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(["stylize", content, style, "-o", out, *QUICK, "--tile-size", "32", "--max-memory", "2G"],
+                           capsys)
+    assert code == 0, err
+    meta = read_metadata(out)
+    assert meta["tiles"] == [[32, 32]] and meta["recipe"]["max_memory"] == 2.0
+    code, _, err = run_cli(["stylize", content, style, "-o", tmp_path / "b.png", *QUICK, "--tile-size", "0",
+                            "--max-memory", "1M"], capsys)
+    assert_one_line_error(code, err, 1, "needs about", "tile")
+
+
+def test_video_command_paints_a_folder_of_frames(image_files, tmp_path, capsys):
+    content, style = image_files
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    photo = np.asarray(Image.open(content))
+    for i in range(3):
+        Image.fromarray(np.roll(photo, 2 * i, axis=1)).save(frames / f"{i + 1}.png")
+    out = tmp_path / "painted"
+    code, stdout, err = run_cli(["video", frames, "-o", f"{out}/", "--style", style, "--preset", "fast",
+                                 "--max-size", "64", "--min-size", "64", "--steps", "2", "--later-steps", "1",
+                                 "--device", "cpu", "--seed", "1"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.glob("*.png")) == ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
+    assert "wrote" in stdout and "3 frames" in stdout
+    code, _, err = run_cli(["video", frames, "-o", tmp_path / "x.xyz", "--style", style], capsys)
+    assert_one_line_error(code, err, 2, "x.xyz")

