@@ -156,3 +156,19 @@ def test_refuses_a_run_that_will_not_fit_without_tiles(astronaut_small, stripes_
                                 max_memory=0.001)
     with pytest.raises(ImpastoError, match="needs about .* GiB.*tile"):
         Stylizer(recipe).run(astronaut_small, stripes_style)
+
+
+def test_tiled_temporal_term_equals_the_whole_images(network, astronaut_small, stripes_style):
+    recipe = Recipe(device="cpu", content_layers=("relu2_1",), style_layers=("relu1_1",))
+    photo = to_tensor(astronaut_small, CPU)
+    style = network(to_tensor(stripes_style, CPU), recipe.style_layers)
+    previous = torch.rand_like(photo)
+    weights = (torch.rand(1, 1, 96, 96) > 0.3).float()
+    targets = {"content": network(photo, recipe.content_layers), "photo": photo, "temporal": (previous, weights),
+               "style": {"relu1_1": [(1.0, losses.prepare_target(losses.style_statistics(style["relu1_1"], "gram"),
+                                                                 "gram"))]}}
+    x = photo.clone().requires_grad_(True)
+    _, whole = Objective(recipe, network, targets)(x)
+    tiled = Objective(recipe, network, targets)
+    tiled.prepare_tiles(x, 32, 32)
+    assert tiled.tiled_step(x, 3)["temporal"] == pytest.approx(whole["temporal"], rel=1e-4)

@@ -222,7 +222,9 @@ class Objective:
             temporal = None
             if "temporal" in targets:
                 previous_frame, weights = targets["temporal"]
-                temporal = losses.mse(image, _crop(previous_frame, box), interior * _crop(weights, box)) * share_of_image
+                # the whole image's mean over (3, H, W), restricted to this tile's share of each pixel
+                crop_share = image.shape[-2] * image.shape[-1] / (height * width)
+                temporal = losses.mse(image, _crop(previous_frame, box), interior * _crop(weights, box)) * crop_share
             total, parts = self._total(content, style, tv, temporal)
             if not all(map(_finite, parts.values())):
                 raise FloatingPointError(parts)
