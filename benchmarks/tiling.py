@@ -21,7 +21,7 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 
-def child(size: int, max_memory: float, out: Path, scale_steps: tuple[int, ...]) -> None:
+def child(size: int, max_memory: float, out: Path, scale_steps: tuple[int, ...], square: bool = False) -> None:
     import numpy as np
     from PIL import Image
 
@@ -40,11 +40,18 @@ def child(size: int, max_memory: float, out: Path, scale_steps: tuple[int, ...])
 
         photo = Image.fromarray(data.astronaut())
         style = brush_strokes((1024, 1024), seed=0)
+    if square:  # centre crop: a size × size output
+        side = min(photo.size)
+        left, top = (photo.width - side) // 2, (photo.height - side) // 2
+        photo = photo.crop((left, top, left + side, top + side))
     factor = size / max(photo.size)
     photo = photo.resize((round(photo.width * factor), round(photo.height * factor)), Image.Resampling.LANCZOS)
     content = LoadedImage(rgb=np.asarray(photo, np.float32) / 255, name=f"photo at {size}")
+    from impasto.schedule import scale_sizes
+
+    scales = len(scale_sizes(content.size, 256, 2.0))
     recipe = Recipe.from_preset("balanced", max_size=size, seed=0, min_size=256, scale_factor=2.0,
-                                scale_steps=scale_steps, max_memory=max_memory, log_every=0)
+                                scale_steps=scale_steps[:scales], max_memory=max_memory, log_every=0)
     whole = tiling.step_bytes(content.size, "relu5_1")
     started = time.perf_counter()
     result = Stylizer(recipe).run(content, LoadedImage(rgb=style, name="style"))
@@ -58,19 +65,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
     parser.add_argument("--max-memory", type=float, default=6.0, help="GiB the run may plan for (default 6)")
-    parser.add_argument("--scale-steps", default="22,6,2,1,1,1", help="steps per scale, 256 px doubling")
+    parser.add_argument("--scale-steps", default="22,6,2,1,1,1",
+                        help="steps per scale, 256 px doubling (the first N for an output with N scales)")
+    parser.add_argument("--square", action="store_true", help="crop the photo square: SIZE x SIZE outputs")
     parser.add_argument("--out", default="benchmarks/results", type=Path)
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     steps = tuple(int(s) for s in args.scale_steps.split(","))
     if args.child:
-        child(args.child, args.max_memory, args.out, steps)
+        child(args.child, args.max_memory, args.out, steps, args.square)
         return
     print(f"{'size':>11}  {'wall':>8}  {'peak RSS':>9}  {'whole step would need':>21}  tiles per scale")
     for size in args.sizes:
         process = subprocess.Popen([sys.executable, __file__, "--child", str(size), "--max-memory",
-                                    str(args.max_memory), "--scale-steps", args.scale_steps, "--out", str(args.out)],
+                                    str(args.max_memory), "--scale-steps", args.scale_steps, "--out", str(args.out),
+                                    *(["--square"] if args.square else [])],
                                    stdout=subprocess.PIPE, text=True)
         _, status, usage = os.wait4(process.pid, 0)
         line = process.stdout.read().strip().splitlines()
