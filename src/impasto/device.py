@@ -42,7 +42,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: Above this many output pixels glibc keeps its defaults: a heap that keeps every freed block
 #: of a tiled multi-megapixel run fragments, and peak memory matters more there than the
 #: page faults saved.
-LARGE_BUFFER_PIXELS = 2048 * 1536
+LARGE_BUFFER_PIXELS = 1536 * 1152
 
 
 def configure_backends(device: torch.device, pixels: int = 0) -> None:
