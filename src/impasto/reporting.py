@@ -38,7 +38,32 @@ class SampleSaver:
             self.written.append(path)
 
 
-class ConsoleReporter:
+class LineReporter:
+    """What the command-line reporters share: a tqdm bar (``self.bar``), ``close`` and ``message``."""
+
+    def __init__(self, *, quiet: bool = False, json_log: bool = False, stream: TextIO | None = None):
+        self.quiet = quiet
+        self.json_log = json_log
+        self.stream = stream or sys.stdout
+        self.bar = None
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def message(self, text: str, **fields) -> None:
+        """A final or informational line (as JSON with ``json_log``)."""
+        if self.quiet:
+            return
+        if self.json_log:
+            print(json.dumps({"event": fields.pop("event", "info"), "message": text, **fields}, default=str),
+                  file=self.stream, flush=True)
+        else:
+            print(text, file=self.stream, flush=True)
+
+
+class ConsoleReporter(LineReporter):
     """A tqdm progress bar (step, losses, ETA) and a loss line every ``log_every`` steps.
 
     With ``json_log`` it prints one JSON object per logged step instead and no bar; with
@@ -47,11 +72,8 @@ class ConsoleReporter:
 
     def __init__(self, *, log_every: int = 20, quiet: bool = False, json_log: bool = False,
                  stream: TextIO | None = None):
+        super().__init__(quiet=quiet, json_log=json_log, stream=stream)
         self.log_every = log_every
-        self.quiet = quiet
-        self.json_log = json_log
-        self.stream = stream or sys.stdout
-        self.bar = None
 
     def __call__(self, progress: Progress) -> None:
         if self.quiet:
@@ -82,17 +104,3 @@ class ConsoleReporter:
                             bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]{postfix}")
         return self.bar
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def message(self, text: str, **fields) -> None:
-        """A final or informational line (as JSON with ``json_log``)."""
-        if self.quiet:
-            return
-        if self.json_log:
-            print(json.dumps({"event": fields.pop("event", "info"), "message": text, **fields}),
-                  file=self.stream, flush=True)
-        else:
-            print(text, file=self.stream, flush=True)

@@ -36,7 +36,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +46,7 @@ from .engine import ProgressCallback, Stylizer
 from .errors import ImageError, UsageError
 from .images import ImageSource, LoadedImage, fit, flatten, load_image, resize, save_image
 from .recipe import Recipe
+from .reporting import LineReporter
 from .videoio import FRAME_NAME, VideoInfo, encode_video, output_kind, probe, read_frames
 # Re-exported: callers and tests import these from impasto.video.
 from .videoio import (DEFAULT_FPS, FRAME_EXTENSIONS, VIDEO_EXTENSIONS, _fps_fraction,  # noqa: F401
@@ -215,14 +216,9 @@ class VideoResult:
     recipe: Recipe
 
 
-class FrameReporter:
+class FrameReporter(LineReporter):
     """Per-frame progress for the command line: a tqdm bar over frames with the ETA, and a
     line per frame (or one JSON object per frame with ``json_log``); nothing with ``quiet``."""
-
-    def __init__(self, *, quiet: bool = False, json_log: bool = False, stream: TextIO | None = None):
-        self.quiet, self.json_log = quiet, json_log
-        self.stream = stream or sys.stdout
-        self.bar = None
 
     def __call__(self, p: FrameProgress) -> None:
         if self.quiet:
@@ -250,19 +246,6 @@ class FrameReporter:
         self.bar.write(f"frame {p.index:4d}/{total}  {state}{flicker}"
                        + ("" if p.eta is None else f"  ETA {_duration(p.eta)}"), file=self.stream)
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def message(self, text: str, **fields) -> None:
-        if self.quiet:
-            return
-        if self.json_log:
-            print(json.dumps({"event": fields.pop("event", "info"), "message": text, **fields}, default=str),
-                  file=self.stream, flush=True)
-        else:
-            print(text, file=self.stream, flush=True)
 
 
 def _duration(seconds: float) -> str:
