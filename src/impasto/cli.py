@@ -6,10 +6,9 @@ import argparse
 import sys
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 
 from ._version import __version__
-from .errors import DivergedError, ImpastoError, UsageError
+from .errors import DivergedError, ImpastoError
 from .recipe import PRESETS, Recipe
 
 EXAMPLES_STYLIZE = """\

@@ -9,7 +9,6 @@ so every tile is pushed towards the same global target.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 

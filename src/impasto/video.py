@@ -15,9 +15,9 @@ with the same settings continues after the last finished frame, and a run with o
 starts afresh instead of reusing stale frames. At the end the frames are encoded at the
 source's frame rate with the source's audio muxed back, or left as a folder of PNG files.
 
-The engine knows nothing of any of this; everything video lives here and in
+The engine knows nothing of any of this; everything video lives here, in
 :mod:`impasto.videoio`, which probes, decodes and encodes sources and outputs with ffmpeg
-(its public names are re-exported here).
+(its public names are re-exported here), and in :mod:`impasto.framecache`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import secrets
 import sys
 import threading
@@ -40,97 +39,20 @@ from typing import Any
 
 import numpy as np
 
-from . import colour, flow as flows
+from . import colour
+from . import flow as flows
 from ._version import __version__
 from .engine import ProgressCallback, Stylizer
 from .errors import ImageError, UsageError
-from .images import ImageSource, LoadedImage, fit, flatten, load_image, resize, save_image
+from .framecache import CACHE_FORMAT, FrameCache, digest, recipe_key, source_identity
+from .images import ImageSource, LoadedImage, fit, load_image, resize
 from .recipe import Recipe
 from .reporting import LineReporter
-from .videoio import FRAME_NAME, VideoInfo, encode_video, output_kind, probe, read_frames
+
+from .videoio import encode_video, output_kind, probe, read_frames
 # Re-exported: callers and tests import these from impasto.video.
-from .videoio import (DEFAULT_FPS, FRAME_EXTENSIONS, VIDEO_EXTENSIONS, _fps_fraction,  # noqa: F401
+from .videoio import (DEFAULT_FPS, FRAME_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, _fps_fraction,  # noqa: F401
                       ffmpeg_exe, frame_files, probe_streams)
-
-MANIFEST_NAME = "impasto-video.json"
-CACHE_FORMAT = "impasto-video-cache/1"
-#: Recipe fields that do not change a frame's pixels (or only by rounding) and so do not
-#: invalidate cached frames.
-VOLATILE_FIELDS = ("log_every", "save_every", "device", "precision", "max_pixels", "seed")
-
-
-# ---------------------------------------------------------------------------------------------
-# The frame cache
-# ---------------------------------------------------------------------------------------------
-class FrameCache:
-    """A folder of finished frames ``frame_000001.png …`` and a manifest ``impasto-video.json``.
-
-    Frames are written atomically, so a frame file that exists is complete. The manifest holds
-    the settings' ``key``: a rerun whose key differs must not reuse the frames.
-    """
-
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.folder / MANIFEST_NAME
-
-    def frame_path(self, index: int) -> Path:
-        """The file of frame ``index`` (1-based)."""
-        return self.folder / FRAME_NAME.format(index)
-
-    def create(self) -> None:
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ImageError(f"frame cache {str(self.folder)!r}: cannot be created ({exc.strerror or exc})") from None
-
-    def manifest(self) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.manifest_path.read_text())
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) and data.get("format") == CACHE_FORMAT else None
-
-    def write_manifest(self, data: dict[str, Any]) -> None:
-        from .images import write_atomic
-
-        try:
-            write_atomic(self.manifest_path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-        except OSError as exc:
-            raise ImageError(f"frame cache {str(self.folder)!r}: cannot be written ({exc.strerror or exc})") from None
-
-    def completed(self) -> int:
-        """How many frames from the first on are finished (the first gap ends the count)."""
-        count = 0
-        while self.frame_path(count + 1).is_file():
-            count += 1
-        return count
-
-    def frame_files(self) -> list[Path]:
-        return [p for p in self.folder.glob("frame_*.png") if re.fullmatch(r"frame_\d{6,}\.png", p.name)]
-
-    def clear(self) -> None:
-        """Remove the frames and the manifest (and nothing else)."""
-        for path in self.frame_files():
-            path.unlink(missing_ok=True)
-        self.manifest_path.unlink(missing_ok=True)
-
-    def remove(self) -> None:
-        """Remove the frames and the manifest, and the folder if nothing else is left in it."""
-        self.clear()
-        try:
-            self.folder.rmdir()
-        except OSError:
-            pass
-
-    def load(self, index: int) -> np.ndarray:
-        return flatten(load_image(self.frame_path(index), what=f"cached frame {index}"))
-
-    def save(self, index: int, rgb: np.ndarray) -> Path:
-        return save_image(rgb, self.frame_path(index))
-
 
 # ---------------------------------------------------------------------------------------------
 # Recipes for the frames
@@ -260,37 +182,6 @@ def _duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------
 # The job
 # ---------------------------------------------------------------------------------------------
-def _digest(array: np.ndarray | None) -> str | None:
-    if array is None:
-        return None
-    return hashlib.sha256(np.ascontiguousarray(array, np.float32).tobytes()).hexdigest()[:16]
-
-
-def _source_identity(info: VideoInfo) -> dict[str, Any]:
-    """What identifies the source's pixels cheaply: size and ends of a file, names and sizes of frames."""
-    if info.kind == "frames":
-        listing = hashlib.sha256()
-        for path in info.files:
-            stat = path.stat()
-            listing.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return {"kind": "frames", "files": len(info.files), "listing": listing.hexdigest()[:16]}
-    size = info.path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with open(info.path, "rb") as handle:
-        digest.update(handle.read(1 << 20))
-        if size > 2 << 20:
-            handle.seek(-(1 << 20), os.SEEK_END)
-            digest.update(handle.read(1 << 20))
-    return {"kind": "video", "bytes": size, "digest": digest.hexdigest()[:16]}
-
-
-def _recipe_key(recipe: Recipe) -> dict[str, Any]:
-    data = recipe.to_dict()
-    for name in VOLATILE_FIELDS:
-        data.pop(name, None)
-    return data
-
-
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -399,11 +290,11 @@ class VideoStylizer:
             first_recipe = _fixed_size(recipe, size)
             next_recipe = later_frame_recipe(first_recipe, later_steps) if temporal else first_recipe
             settings = {
-                "impasto": __version__, "recipe": _recipe_key(first_recipe), "later": _recipe_key(next_recipe),
+                "impasto": __version__, "recipe": recipe_key(first_recipe), "later": recipe_key(next_recipe),
                 "temporal": bool(temporal), "flow": flow_method, "size": list(size),
-                "styles": [[_digest(s.rgb), _digest(s.alpha)] for s in style_images],
+                "styles": [[digest(s.rgb), digest(s.alpha)] for s in style_images],
                 "style_blend": None if style_blend is None else [float(w) for w in style_blend],
-                "source": _source_identity(info),
+                "source": source_identity(info),
             }
             key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
             manifest = cache.manifest()
