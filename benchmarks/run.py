@@ -81,7 +81,7 @@ def matmul_gflops(device: str, dtype_name: str, n: int = 2048) -> float:
 def child_impasto(preset: str, size: int, content: str, style: str, device: str, out: Path) -> dict:
     import torch
 
-    from impasto.engine import Stylizer
+    from impasto.optimize.engine import Stylizer
     from impasto.images import resize, save_image
     from impasto.recipe import Recipe
     from impasto.vgg import deepest, step_flops
@@ -133,7 +133,7 @@ def steady_step_seconds(stylizer, recipe, content_rgb, style_rgb, size, device, 
     """
     import torch
 
-    from impasto.engine import Stylizer
+    from impasto.optimize.engine import Stylizer
 
     times, last = [], [0.0]
 

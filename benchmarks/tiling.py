@@ -26,7 +26,7 @@ def child(size: int, max_memory: float, out: Path, scale_steps: tuple[int, ...],
     from PIL import Image
 
     from impasto import tiling
-    from impasto.engine import Stylizer
+    from impasto.optimize.engine import Stylizer
     from impasto.images import LoadedImage
     from impasto.recipe import Recipe
     from impasto.texture import brush_strokes
@@ -47,7 +47,7 @@ def child(size: int, max_memory: float, out: Path, scale_steps: tuple[int, ...],
     factor = size / max(photo.size)
     photo = photo.resize((round(photo.width * factor), round(photo.height * factor)), Image.Resampling.LANCZOS)
     content = LoadedImage(rgb=np.asarray(photo, np.float32) / 255, name=f"photo at {size}")
-    from impasto.schedule import scale_sizes
+    from impasto.optimize.schedule import scale_sizes
 
     scales = len(scale_sizes(content.size, 256, 2.0))
     recipe = Recipe.from_preset("balanced", max_size=size, seed=0, min_size=256, scale_factor=2.0,

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data
 
-from impasto.engine import Stylizer
+from impasto.optimize.engine import Stylizer
 from impasto.recipe import Recipe
 from impasto.texture import brush_strokes
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from impasto import colour
-from impasto.engine import Stylizer
+from impasto.optimize.engine import Stylizer
 from impasto.recipe import Recipe
 
 

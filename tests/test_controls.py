@@ -9,7 +9,7 @@ from PIL import Image
 from skimage import color as skcolor
 
 from impasto import colour, losses
-from impasto.engine import Stylizer, to_tensor
+from impasto.optimize.engine import Stylizer, to_tensor
 from impasto.errors import UsageError
 from impasto.recipe import Recipe
 

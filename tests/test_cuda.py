@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from impasto.device import compute_dtype, select_device
-from impasto.engine import Stylizer
+from impasto.optimize.engine import Stylizer
 from impasto.recipe import Recipe
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")

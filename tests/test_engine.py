@@ -7,7 +7,7 @@ from PIL import Image
 
 import impasto
 from impasto import losses
-from impasto.engine import Stylizer, to_tensor
+from impasto.optimize.engine import Stylizer, to_tensor
 from impasto.errors import DivergedError, UsageError
 from impasto.recipe import Recipe
 
@@ -152,7 +152,7 @@ def test_presets_resolve_to_documented_values():
     assert quality.steps > balanced.steps > fast.steps
     for recipe in (fast, balanced, quality):
         assert recipe.content_layers == ("relu4_2",) and recipe.style_loss == "gram"
-    from impasto.schedule import plan
+    from impasto.optimize.schedule import plan
 
     steps = [s.steps for s in plan((512, 384), steps=balanced.steps, min_size=balanced.min_size,
                                    factor=balanced.scale_factor, step_decay=balanced.step_decay)]
@@ -202,7 +202,7 @@ def test_avg_pooling_and_ema_run(astronaut_small, stripes_style):
 
 
 def test_upsample_restores_the_photos_detail():
-    from impasto.engine import upsample
+    from impasto.optimize.engine import upsample
 
     g = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, 32, 32, generator=g)

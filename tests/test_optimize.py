@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from impasto.optimize import IterateAverage, make_optimizer
+from impasto.optimize.optimizers import IterateAverage, make_optimizer
 
 
 def test_average_of_a_constant_is_the_constant():

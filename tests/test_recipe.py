@@ -5,7 +5,7 @@ import pytest
 
 from impasto.errors import UsageError
 from impasto.recipe import PRESETS, Recipe
-from impasto.schedule import plan, scale_sizes
+from impasto.optimize.schedule import plan, scale_sizes
 
 
 def test_reference_preset_is_the_notebook():

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from impasto import losses, tiling
-from impasto.engine import Stylizer, to_tensor
+from impasto import losses
+from impasto.optimize import tiling
+from impasto.optimize.engine import Stylizer, to_tensor
 from impasto.errors import ImpastoError
-from impasto.objective import Objective, tiled_statistics
+from impasto.optimize.objective import Objective, tiled_statistics
 from impasto.recipe import Recipe
 
 CPU = torch.device("cpu")

@@ -15,7 +15,7 @@ pytest.importorskip("httpx2", reason="httpx2 (for the TestClient) is not install
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from impasto.engine import Stylizer  # noqa: E402
+from impasto.optimize.engine import Stylizer  # noqa: E402
 from impasto.errors import WeightsError  # noqa: E402
 from impasto.images import read_metadata  # noqa: E402
 from impasto.web import access_token, create_app  # noqa: E402

@@ -12,7 +12,7 @@ For progress, cancellation and reuse of the loaded network, use :class:`Stylizer
 
 from ._version import __version__
 from .api import run, stylize
-from .engine import Progress, Result, Stylizer
+from .optimize import Progress, Result, Stylizer
 from .errors import DivergedError, ImageError, ImpastoError, UsageError, WeightsError
 from .recipe import PRESETS, Recipe
 

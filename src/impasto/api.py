@@ -1,4 +1,4 @@
-"""The Python API: one call for the common case, :class:`~impasto.engine.Stylizer` for control."""
+"""The Python API: one call for the common case, :class:`~impasto.optimize.engine.Stylizer` for control."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from PIL import Image
 
-from .engine import ProgressCallback, Result, Stylizer
+from .optimize import ProgressCallback, Result, Stylizer
 from .images import ImageSource
 from .recipe import Recipe
 from .reporting import SampleSaver
@@ -28,7 +28,7 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource], *,
         content_mask: greyscale; white where the photo's content matters more.
         preset: preset name (``impasto presets`` lists them); ignored when ``recipe`` is given.
         recipe: a complete :class:`~impasto.recipe.Recipe` to run.
-        callback: called with a :class:`~impasto.engine.Progress` after every step.
+        callback: called with a :class:`~impasto.optimize.engine.Progress` after every step.
         samples_dir: where to write intermediate images every ``save_every`` steps.
         **options: any :class:`~impasto.recipe.Recipe` field, e.g. ``steps=200, max_size=768``.
 
@@ -53,7 +53,7 @@ def run(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, pre
         masks: Sequence[ImageSource] | None = None, content_mask: ImageSource | None = None,
         callback: ProgressCallback | None = None, samples_dir: str | Path | None = None,
         **options: Any) -> Result:
-    """Like :func:`stylize` but returns the full :class:`~impasto.engine.Result`."""
+    """Like :func:`stylize` but returns the full :class:`~impasto.optimize.engine.Result`."""
     recipe = recipe.replace(**options) if recipe is not None and options else recipe
     recipe = recipe or Recipe.from_preset(preset, **options)
     callbacks = [c for c in (callback,) if c is not None]

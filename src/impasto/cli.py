@@ -307,7 +307,7 @@ def _stylize(args: argparse.Namespace) -> int:
         for callback in callbacks:
             callback(p)
 
-    from .engine import Stylizer
+    from .optimize import Stylizer
 
     stylizer = Stylizer(recipe)
     try:

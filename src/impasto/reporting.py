@@ -1,6 +1,6 @@
 """Progress reporting for runs: a progress bar, loss lines, JSON lines and sample images.
 
-These are progress callbacks for :meth:`impasto.engine.Stylizer.run`; the CLI combines them.
+These are progress callbacks for :meth:`impasto.optimize.engine.Stylizer.run`; the CLI combines them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from .engine import Progress
+from .optimize import Progress
 from .errors import ImageError
 from .images import save_image
 

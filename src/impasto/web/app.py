@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._version import __version__
-from ..engine import Stylizer
+from ..optimize import Stylizer
 from ..errors import UsageError
 from ..recipe import PRESERVE_COLOR
 from .jobs import FINISHED, JobManager, JobRequest, masks_supported

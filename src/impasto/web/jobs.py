@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..engine import Progress, Stylizer
+from ..optimize import Progress, Stylizer
 from ..errors import DivergedError, ImpastoError
 from ..images import encode
 from ..recipe import Recipe

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageError
-from .images import flatten, load_image, save_image, write_atomic
-from .recipe import Recipe
-from .videoio import FRAME_NAME, VideoInfo
+from ..errors import ImageError
+from ..images import flatten, load_image, save_image, write_atomic
+from ..recipe import Recipe
+from .io import FRAME_NAME, VideoInfo
 
 MANIFEST_NAME = "impasto-video.json"
 CACHE_FORMAT = "impasto-video-cache/1"

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ImageError, UsageError
-from .images import flatten, load_image, resize
+from ..errors import ImageError, UsageError
+from ..images import flatten, load_image, resize
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif")
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")

@@ -2,7 +2,7 @@
 
 :class:`Objective` holds a scale's targets (content features, style statistics, masks) and
 evaluates content, style, total-variation and temporal terms. For images too large to run whole,
-:meth:`Objective.tiled_step` sweeps overlapping tiles (see :mod:`impasto.tiling`) and
+:meth:`Objective.tiled_step` sweeps overlapping tiles (see :mod:`impasto.optimize.tiling`) and
 accumulates the exact-to-first-order gradient of the *whole image's* loss: style statistics are
 expectations over positions, so the whole image's statistics are the tiles' statistics weighted
 by their share of the positions. Each tile's term uses the whole image's statistics as its value
@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from . import losses, masks as masking
-from .recipe import Recipe
+from .. import losses, masks as masking
+from ..recipe import Recipe
 from .tiling import Tile, grid_offset, layout, ramp_for
 
 Features = Callable[[torch.Tensor, tuple[str, ...]], dict[str, torch.Tensor]]

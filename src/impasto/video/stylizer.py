@@ -1,7 +1,7 @@
 """Video stylization with temporal consistency (Ruder, Dosovitskiy & Brox, GCPR 2016).
 
 A video (any file the bundled ffmpeg of ``imageio-ffmpeg`` reads) or a folder of frames is
-painted frame by frame with one :class:`~impasto.engine.Stylizer`:
+painted frame by frame with one :class:`~impasto.optimize.engine.Stylizer`:
 
 * the first frame runs the recipe as a still image would;
 * every later frame starts from the previous *stylized* frame carried onto it by the optical
@@ -15,9 +15,9 @@ with the same settings continues after the last finished frame, and a run with o
 starts afresh instead of reusing stale frames. At the end the frames are encoded at the
 source's frame rate with the source's audio muxed back, or left as a folder of PNG files.
 
-The engine knows nothing of any of this; everything video lives here, in
-:mod:`impasto.videoio`, which probes, decodes and encodes sources and outputs with ffmpeg
-(its public names are re-exported here), and in :mod:`impasto.framecache`.
+The engine knows nothing of any of this; everything video lives in :mod:`impasto.video`: this
+module, :mod:`impasto.video.io` (probing, decoding and encoding with ffmpeg) and
+:mod:`impasto.video.framecache`.
 """
 
 from __future__ import annotations
@@ -39,20 +39,17 @@ from typing import Any
 
 import numpy as np
 
-from . import colour
-from . import flow as flows
-from ._version import __version__
-from .engine import ProgressCallback, Stylizer
-from .errors import ImageError, UsageError
+from .. import colour
+from .. import flow as flows
+from .._version import __version__
+from ..optimize.engine import ProgressCallback, Stylizer
+from ..errors import ImageError, UsageError
 from .framecache import CACHE_FORMAT, FrameCache, digest, recipe_key, source_identity
-from .images import ImageSource, LoadedImage, fit, load_image, resize
-from .recipe import Recipe
-from .reporting import LineReporter
+from ..images import ImageSource, LoadedImage, fit, load_image, resize
+from ..recipe import Recipe
+from ..reporting import LineReporter
 
-from .videoio import encode_video, output_kind, probe, read_frames
-# Re-exported: callers and tests import these from impasto.video.
-from .videoio import (DEFAULT_FPS, FRAME_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, _fps_fraction,  # noqa: F401
-                      ffmpeg_exe, frame_files, probe_streams)
+from .io import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, encode_video, frame_files, output_kind, probe, read_frames
 
 # ---------------------------------------------------------------------------------------------
 # Recipes for the frames
@@ -196,7 +193,7 @@ def _same_path(a: Path, b: Path) -> bool:
 class VideoStylizer:
     """Paints videos frame by frame; :meth:`cancel` stops a running job (from any thread).
 
-    One instance keeps one :class:`~impasto.engine.Stylizer` (and so the VGG network) for all
+    One instance keeps one :class:`~impasto.optimize.engine.Stylizer` (and so the VGG network) for all
     frames and all jobs.
     """
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .vgg import LAYER_INDEX, LAYER_NAMES, resolve_layer
-from .weights import CONV_LAYERS
+from ..vgg import LAYER_INDEX, LAYER_NAMES, resolve_layer
+from ..weights import CONV_LAYERS
 
 #: Tile edges and offsets are multiples of this, so tiles align with the deepest pooling grid.
 ALIGN = 16

@@ -18,17 +18,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import colour, losses, masks as masking, tiling
-from ._version import __version__
-from .device import compute_dtype, configure_backends, select_device
-from .errors import DivergedError, ImpastoError, UsageError
-from .images import ImageSource, LoadedImage, fit, flatten, load_image, resize, scaled_to_long_side
+from .. import colour, losses, masks as masking
+from . import tiling
+from .._version import __version__
+from ..device import compute_dtype, configure_backends, select_device
+from ..errors import DivergedError, ImpastoError, UsageError
+from ..images import ImageSource, LoadedImage, fit, flatten, load_image, resize, scaled_to_long_side
 from .objective import Objective, tiled_statistics
-from .recipe import Recipe
-from .optimize import IterateAverage, make_optimizer
+from ..recipe import Recipe
+from .optimizers import IterateAverage, make_optimizer
 from .schedule import Scale, plan
-from .vgg import VGG19Features, deepest
-from .weights import VGGWeights, load_weights
+from ..vgg import VGG19Features, deepest
+from ..weights import VGGWeights, load_weights
 
 
 @dataclass
