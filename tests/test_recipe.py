@@ -74,3 +74,57 @@ def test_step_decay_gives_fewer_steps_at_fine_scales():
     schedule = plan((512, 512), steps=100, min_size=128, factor=2.0, step_decay=0.5)
     assert [(s.size[0], s.steps) for s in schedule] == [(128, 100), (256, 50), (512, 25)]
     assert Recipe.from_preset("balanced").step_decay < 1
+
+
+@pytest.mark.parametrize("changes, field", [
+    (dict(style_scale=30), "style_scale"),            # the web probe that peaked at 3.6 GB for a 64x48 picture
+    (dict(max_size=2048, style_scale=8), "style_scale"),  # a 16384 px painting: over the style pixel budget
+    (dict(seed=2**63), "seed"),                       # failed inside the job ("Overflow when unpacking long long")
+    (dict(seed=-1), "seed"),
+    (dict(max_size=100_000), "max_size"),
+    (dict(steps=10**7), "steps"),
+    (dict(style_weight=1e12), "style_weight"),
+    (dict(lr=50.0), "lr"),
+    (dict(masks_are_not_a_field=1), None),
+])
+def test_every_number_is_bounded_and_the_error_names_its_field(changes, field):
+    with pytest.raises(UsageError) as caught:
+        Recipe.from_preset("balanced", **changes)
+    assert caught.value.field == field
+    if field is not None:
+        assert str(caught.value).startswith(f"{field}: ") and "range" in str(caught.value) + "budget"
+
+
+def test_largest_sensible_values_are_accepted():
+    r = Recipe.from_preset("balanced", seed=2**63 - 1, max_size=4096, style_scale=2.0, steps=100_000)
+    assert r.style_long_side == 8192
+
+
+def test_errors_can_be_renamed_for_each_interface():
+    with pytest.raises(UsageError) as caught:
+        Recipe.from_preset("balanced", max_size=0)
+    assert str(caught.value.named("--max-size")).startswith("--max-size: 0 is out of range")
+
+
+def test_from_dict_refuses_unknown_keys_by_name():
+    data = Recipe.from_preset("fast").to_dict()
+    data["removed_option"] = 3
+    with pytest.raises(UsageError, match="removed_option"):
+        Recipe.from_dict(data)
+    with pytest.raises(UsageError, match="unknown recipe parameter"):
+        Recipe.from_preset("fast").replace(colour=1)
+
+
+def test_pixel_neutral_fields_are_marked_on_the_field():
+    from impasto.recipe import pixel_neutral_fields
+
+    neutral = pixel_neutral_fields()
+    assert {"log_every", "save_every", "device"} <= set(neutral)
+    assert not {"steps", "style_weight", "max_size", "seed"} & set(neutral)
+
+
+def test_later_frame_steps_belong_to_the_preset_and_follow_steps():
+    assert Recipe.from_preset("quality").frame_steps == 40
+    assert Recipe.from_preset("fast").frame_steps == 5
+    assert Recipe.from_preset("quality", steps=5).frame_steps == 2   # not the preset's 40
+    assert Recipe.from_preset("quality", steps=5, later_steps=7).frame_steps == 7
