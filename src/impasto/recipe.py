@@ -238,7 +238,7 @@ class Recipe:
         if self.style_long_side > MAX_STYLE_SIDE:
             base = f"style_size {self.style_size}" if self.style_size else f"max_size {self.max_size}"
             raise field_error("style_scale", f"{self.style_scale:g} shows the painting {self.style_long_side} px "
-                                             f"wide at {base}, more than {MAX_STYLE_SIDE} px; lower it")
+                                             f"wide at {base}, over the {MAX_STYLE_SIDE} px budget; lower it")
 
 
 def pixel_neutral_fields() -> tuple[str, ...]:
