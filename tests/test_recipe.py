@@ -1,11 +1,12 @@
+import itertools
 import json
 import math
 
 import pytest
 
 from impasto.errors import UsageError
-from impasto.recipe import PRESETS, Recipe
 from impasto.optimize.schedule import plan, scale_sizes
+from impasto.recipe import PRESETS, Recipe
 
 
 def test_reference_preset_is_the_notebook():
@@ -58,7 +59,7 @@ def test_single_scale_and_coarse_to_fine_sizes():
     sizes = scale_sizes((512, 384), 128, math.sqrt(2))
     assert sizes[0] == (128, 96) and sizes[-1] == (512, 384)
     assert len(sizes) == 5
-    assert all(b[0] > a[0] for a, b in zip(sizes, sizes[1:]))
+    assert all(b[0] > a[0] for a, b in itertools.pairwise(sizes))
 
 
 def test_plan_steps_per_scale():
@@ -85,6 +86,8 @@ def test_step_decay_gives_fewer_steps_at_fine_scales():
     (dict(steps=10**7), "steps"),
     (dict(style_weight=1e12), "style_weight"),
     (dict(lr=50.0), "lr"),
+    (dict(style_weight=10**400), "style_weight"),     # too large for a float: OverflowError before
+    (dict(steps=10**400), "steps"),
     (dict(masks_are_not_a_field=1), None),
 ])
 def test_every_number_is_bounded_and_the_error_names_its_field(changes, field):
@@ -94,6 +97,7 @@ def test_every_number_is_bounded_and_the_error_names_its_field(changes, field):
     if field is not None:
         message = str(caught.value)
         assert message.startswith(f"{field}: ") and ("range" in message or "budget" in message)
+        assert len(message) < 200
 
 
 def test_largest_sensible_values_are_accepted():

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 
 from impasto import losses
+from impasto.errors import ImpastoError
 from impasto.optimize import tiling
 from impasto.optimize.engine import Stylizer, to_tensor
-from impasto.errors import ImpastoError
+from impasto.optimize.guides import ScaleGuides
 from impasto.optimize.objective import Objective, tiled_statistics
+from impasto.optimize.targets import ScaleTargets
 from impasto.recipe import Recipe
 
 CPU = torch.device("cpu")
@@ -52,7 +56,7 @@ def test_tile_windows_sum_to_one_and_cross_over_smoothly(offset):
 def test_grid_shifts_every_step_by_aligned_offsets():
     offsets = [tiling.grid_offset(step, 128) for step in range(12)]
     assert len(set(offsets)) == 12
-    assert all(a[0] != b[0] and a[1] != b[1] for a, b in zip(offsets, offsets[1:]))  # no line stays
+    assert all(a[0] != b[0] and a[1] != b[1] for a, b in itertools.pairwise(offsets))  # no line stays
     assert all(o % tiling.ALIGN == 0 and 0 <= o < 128 for pair in offsets for o in pair)
     lines = [{t.inner[0] for t in tiling.layout(512, 512, 128, 32, off)} for off in offsets[:3]]
     assert lines[0] != lines[1] != lines[2]
@@ -90,12 +94,12 @@ def test_tiled_gradient_matches_the_whole_images(network, astronaut_small, strip
     recipe = Recipe(device="cpu")
     photo = to_tensor(np.tile(astronaut_small, (1, 2, 1)), CPU)  # 96 x 192
     style = network(to_tensor(stripes_style, CPU), recipe.style_layers)
-    targets = {
-        "content": network(photo, recipe.content_layers),
-        "photo": photo,
-        "style": {layer: [(1.0, losses.prepare_target(losses.style_statistics(style[layer], "gram"), "gram"))]
-                  for layer in recipe.style_layers},
-    }
+    targets = ScaleTargets(
+        content=network(photo, recipe.content_layers),
+        photo=photo,
+        style={layer: [(1.0, losses.prepare_target(losses.style_statistics(style[layer], "gram"), "gram"))]
+               for layer in recipe.style_layers},
+    )
     x = (0.5 * photo + 0.25).requires_grad_(True)
     whole = Objective(recipe, network, targets)
     total, parts = whole(x)
@@ -165,9 +169,10 @@ def test_tiled_temporal_term_equals_the_whole_images(network, astronaut_small, s
     style = network(to_tensor(stripes_style, CPU), recipe.style_layers)
     previous = torch.rand_like(photo)
     weights = (torch.rand(1, 1, 96, 96) > 0.3).float()
-    targets = {"content": network(photo, recipe.content_layers), "photo": photo, "temporal": (previous, weights),
-               "style": {"relu1_1": [(1.0, losses.prepare_target(losses.style_statistics(style["relu1_1"], "gram"),
-                                                                 "gram"))]}}
+    targets = ScaleTargets(content=network(photo, recipe.content_layers), photo=photo,
+                           guides=ScaleGuides(temporal=(previous, weights)),
+                           style={"relu1_1": [(1.0, losses.prepare_target(
+                               losses.style_statistics(style["relu1_1"], "gram"), "gram"))]})
     x = photo.clone().requires_grad_(True)
     _, whole = Objective(recipe, network, targets)(x)
     tiled = Objective(recipe, network, targets)

@@ -7,16 +7,17 @@ Quick start::
     picture.save("painted.png")
 
 For progress, cancellation and reuse of the loaded network, use :class:`Stylizer` with a
-:class:`Recipe` (``Recipe.from_preset("fast", steps=100)``).
+:class:`Recipe` (``Recipe.from_preset("fast", steps=100)``) and a :class:`CancelToken`.
 """
 
 from ._version import __version__
 from .api import run, stylize
+from .cancel import CancelToken
+from .errors import DivergedError, ImageError, ImpastoError, OutOfMemoryError, UsageError, WeightsError
 from .optimize import Progress, Result, Stylizer
-from .errors import DivergedError, ImageError, ImpastoError, UsageError, WeightsError
 from .recipe import PRESETS, Recipe
 
 __all__ = [
-    "PRESETS", "DivergedError", "ImageError", "ImpastoError", "Progress", "Recipe", "Result",
-    "Stylizer", "UsageError", "WeightsError", "__version__", "run", "stylize",
+    "PRESETS", "CancelToken", "DivergedError", "ImageError", "ImpastoError", "OutOfMemoryError", "Progress",
+    "Recipe", "Result", "Stylizer", "UsageError", "WeightsError", "__version__", "run", "stylize",
 ]

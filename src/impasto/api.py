@@ -8,8 +8,9 @@ from typing import Any
 
 from PIL import Image
 
-from .optimize import ProgressCallback, Result, Stylizer
+from .cancel import CancelToken
 from .images import ImageSource
+from .optimize import ProgressCallback, Result, Stylizer
 from .recipe import Recipe
 from .reporting import SampleSaver
 
@@ -18,7 +19,7 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource], *,
             recipe: Recipe | None = None, style_weights: Sequence[float] | None = None,
             masks: Sequence[ImageSource] | None = None, content_mask: ImageSource | None = None,
             callback: ProgressCallback | None = None, samples_dir: str | Path | None = None,
-            **options: Any) -> Image.Image:
+            cancel: CancelToken | None = None, **options: Any) -> Image.Image:
     """Paint ``content`` in the style of ``style`` and return the picture.
 
     Args:
@@ -30,6 +31,8 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource], *,
         recipe: a complete :class:`~impasto.recipe.Recipe` to run.
         callback: called with a :class:`~impasto.optimize.engine.Progress` after every step.
         samples_dir: where to write intermediate images every ``save_every`` steps.
+        cancel: a :class:`~impasto.cancel.CancelToken`; cancelling it from another thread stops
+            the run after its current step, and the picture so far is returned.
         **options: any :class:`~impasto.recipe.Recipe` field, e.g. ``steps=200, max_size=768``.
 
     Returns:
@@ -42,7 +45,7 @@ def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource], *,
         >>> picture.save("painted.png")  # doctest: +SKIP
     """
     result = run(content, style, preset=preset, recipe=recipe, style_weights=style_weights, masks=masks,
-                 content_mask=content_mask, callback=callback, samples_dir=samples_dir, **options)
+                 content_mask=content_mask, callback=callback, samples_dir=samples_dir, cancel=cancel, **options)
     image = result.to_pil()
     image.info["impasto"] = result.metadata
     return image
@@ -52,8 +55,12 @@ def run(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, pre
         recipe: Recipe | None = None, style_weights: Sequence[float] | None = None,
         masks: Sequence[ImageSource] | None = None, content_mask: ImageSource | None = None,
         callback: ProgressCallback | None = None, samples_dir: str | Path | None = None,
-        **options: Any) -> Result:
-    """Like :func:`stylize` but returns the full :class:`~impasto.optimize.engine.Result`."""
+        cancel: CancelToken | None = None, **options: Any) -> Result:
+    """Like :func:`stylize` but returns the full :class:`~impasto.optimize.engine.Result`.
+
+    Invalid options raise :class:`~impasto.errors.UsageError` naming the keyword argument (the
+    keywords are the recipe's field names, so the recipe's own messages name them).
+    """
     recipe = recipe.replace(**options) if recipe is not None and options else recipe
     recipe = recipe or Recipe.from_preset(preset, **options)
     callbacks = [c for c in (callback,) if c is not None]
@@ -64,5 +71,5 @@ def run(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, pre
         for c in callbacks:
             c(progress)
 
-    return Stylizer(recipe).run(content, style, callback=notify if callbacks else None, style_blend=style_weights,
-                                masks=masks, content_mask=content_mask)
+    return Stylizer().run(content, style, recipe=recipe, cancel=cancel, callback=notify if callbacks else None,
+                          style_blend=style_weights, masks=masks, content_mask=content_mask)

@@ -8,6 +8,7 @@ and records the recipe.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -15,16 +16,16 @@ import tempfile
 import threading
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError, UsageError
 
-ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | Image.Image | np.ndarray
 
 MIN_SIDE = 32
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
@@ -37,16 +38,39 @@ _SRGB = ImageCms.createProfile("sRGB")
 
 @dataclass
 class LoadedImage:
-    """An image ready for the engine: ``rgb`` (H, W, 3) float32 in [0, 1], ``alpha`` (H, W) or None."""
+    """An image ready for the engine: ``rgb`` (H, W, 3) float32 in [0, 1], ``alpha`` (H, W) or None.
+
+    ``name`` labels it in messages; ``path`` (as the user gave it) and ``sha256`` (of the file's
+    bytes) identify a file input and are ``None`` for images given in memory.
+    """
 
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     name: str = "image"
+    path: str | None = None
+    sha256: str | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
         return self.rgb.shape[1], self.rgb.shape[0]
+
+    def identity(self) -> dict[str, str | None]:
+        """What a recipe records of an input: its path as given and the sha256 of its bytes."""
+        return {"path": self.path, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Fitting:
+    """The output geometry an image is fitted to (the arguments of :func:`fit`)."""
+
+    max_size: int
+    size: tuple[int, int] | None = None
+    square: str | None = None
+    aspect: tuple[int, int] | None = None
+
+    def apply(self, image: LoadedImage) -> LoadedImage:
+        return fit(image, max_size=self.max_size, size=self.size, square=self.square, aspect=self.aspect)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,7 +94,8 @@ def load_image(source: ImageSource, *, what: str = "image", max_pixels: int = 10
         raise UsageError(f"{what}: expected a path, PIL image or array, got {type(source).__name__}")
     width, height = loaded.size
     if width * height > max_pixels:
-        raise ImageError(f"{loaded.name}: {width}x{height} has more pixels than the limit of {max_pixels:,} (--max-pixels)")
+        raise ImageError(f"{loaded.name}: {width}x{height} has more pixels than the limit of {max_pixels:,} "
+                         "(--max-pixels)")
     if min(width, height) < min_side:
         raise ImageError(f"{loaded.name}: {width}x{height} is too small; each side needs at least {min_side} px")
     return loaded
@@ -96,7 +121,8 @@ def _from_path(path: Path, what: str, max_pixels: int) -> LoadedImage:
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageError(f"{label}: {width}x{height} has more pixels than the limit of {max_pixels:,} (--max-pixels)")
+                raise ImageError(f"{label}: {width}x{height} has more pixels than the limit of {max_pixels:,} "
+                                 "(--max-pixels)")
             image.load()
     except ImageError:
         raise
@@ -105,11 +131,13 @@ def _from_path(path: Path, what: str, max_pixels: int) -> LoadedImage:
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{label}: truncated or corrupt image ({str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__})") from None
+        reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+        raise ImageError(f"{label}: truncated or corrupt image ({reason})") from None
     loaded = _from_pil(image, what, label)
     sixteen = _read_16bit_rgb(data, image)
     if sixteen is not None:
         loaded.rgb = sixteen
+    loaded.path, loaded.sha256 = str(path), hashlib.sha256(data).hexdigest()
     return loaded
 
 
@@ -164,7 +192,8 @@ def _to_srgb(image: Image.Image, label: str) -> np.ndarray:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             base = image if mode in ("RGB", "CMYK", "L") else image.convert("RGB")
-            image = ImageCms.profileToProfile(base, source, _SRGB, outputMode="RGB")
+            converted = ImageCms.profileToProfile(base, source, _SRGB, outputMode="RGB")
+            image = converted if converted is not None else image.convert("RGB")
         except Exception:  # an unusable profile: fall back to treating the pixels as sRGB
             image = image.convert("RGB")
     elif mode == "P" or mode.startswith(("RGBA", "LA", "PA")):
@@ -290,7 +319,7 @@ def fit(image: LoadedImage, *, max_size: int, size: tuple[int, int] | None = Non
         planes = resize(planes, scaled_to_long_side((width, height), max_size))
     planes = np.ascontiguousarray(planes, dtype=np.float32)
     alpha = planes[..., 3] if planes.shape[2] == 4 else None
-    return LoadedImage(rgb=np.ascontiguousarray(planes[..., :3]), alpha=alpha, name=image.name)
+    return replace(image, rgb=np.ascontiguousarray(planes[..., :3]), alpha=alpha)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +331,8 @@ def check_output(path: str | os.PathLike, *, force: bool = False, bit_depth: int
     out = Path(path)
     fmt = OUTPUT_FORMATS.get(out.suffix.lower())
     if fmt is None:
-        raise UsageError(f"output {str(out)!r}: unknown extension {out.suffix or '(none)'!r}; use .png, .jpg, .webp or .tif")
+        raise UsageError(f"output {str(out)!r}: unknown extension {out.suffix or '(none)'!r}; "
+                         "use .png, .jpg, .webp or .tif")
     if bit_depth not in (8, 16):
         raise UsageError(f"bit depth {bit_depth}: use 8 or 16")
     if bit_depth == 16 and fmt not in SIXTEEN_BIT_FORMATS:
@@ -417,7 +447,8 @@ def save_image(rgb: np.ndarray, path: str | os.PathLike, *, alpha: np.ndarray | 
     out = Path(path)
     fmt = OUTPUT_FORMATS.get(out.suffix.lower())
     if fmt is None:
-        raise UsageError(f"output {str(out)!r}: unknown extension {out.suffix or '(none)'!r}; use .png, .jpg, .webp or .tif")
+        raise UsageError(f"output {str(out)!r}: unknown extension {out.suffix or '(none)'!r}; "
+                         "use .png, .jpg, .webp or .tif")
     try:
         write_atomic(out, encode(rgb, fmt, alpha=alpha, bit_depth=bit_depth, metadata=metadata))
         if metadata is not None and sidecar:

@@ -9,28 +9,27 @@ aligned with the output at every scale of a run. Style statistics are then taken
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import UsageError
-from .images import ImageSource, LoadedImage, fit, flatten, load_image, resize
+from .images import Fitting, ImageSource, LoadedImage, flatten, load_image, resize
 
 
 def load_mask(source: ImageSource | LoadedImage, photo_size: tuple[int, int], *, what: str,
-              max_pixels: int, fitting: dict[str, Any]) -> np.ndarray:
+              max_pixels: int, fitting: Fitting) -> np.ndarray:
     """Read one mask and bring it to the output geometry: ``(H, W)`` float32 in [0, 1].
 
-    ``photo_size`` is the photo's (width, height) before fitting; ``fitting`` holds the keyword
-    arguments of :func:`~impasto.images.fit` used for the photo. Transparent pixels count as black.
+    ``photo_size`` is the photo's (width, height) before fitting; ``fitting`` is the photo's
+    output geometry. Transparent pixels count as black.
     """
     image = source if isinstance(source, LoadedImage) else load_image(source, what=what, max_pixels=max_pixels,
                                                                      min_side=1)
     grey = flatten(image, background=0.0).mean(axis=2)
     grey = resize(grey, photo_size)
-    fitted = fit(LoadedImage(rgb=np.repeat(grey[..., None], 3, axis=2), name=image.name), **fitting)
+    fitted = fitting.apply(LoadedImage(rgb=np.repeat(grey[..., None], 3, axis=2), name=image.name))
     return np.ascontiguousarray(fitted.rgb[..., 0])
 
 
@@ -51,16 +50,17 @@ def style_regions(masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return regions, np.clip(1.0 - regions.sum(axis=0), 0.0, 1.0)
 
 
-def check_masks(masks: Sequence | None, styles: int) -> None:
+def check_masks(masks: Sequence[object] | None, styles: int) -> None:
     if masks is not None and len(masks) != styles:
         raise UsageError(f"masks: {len(masks)} mask(s) for {styles} style image(s); give one mask per style, "
                          "in the order of the styles")
 
 
-def pool_to(mask: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def pool_to(mask: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Average ``(N, K, H, W)`` mask weights down (or up) to a feature map's ``(h, w)``."""
-    if tuple(mask.shape[-2:]) == tuple(shape):
+    size = (int(shape[0]), int(shape[1]))
+    if tuple(mask.shape[-2:]) == size:
         return mask
-    if mask.shape[-2] >= shape[0] and mask.shape[-1] >= shape[1]:
-        return F.adaptive_avg_pool2d(mask, shape)
-    return F.interpolate(mask, size=shape, mode="bilinear", align_corners=False)
+    if mask.shape[-2] >= size[0] and mask.shape[-1] >= size[1]:
+        return F.adaptive_avg_pool2d(mask, size)
+    return F.interpolate(mask, size=size, mode="bilinear", align_corners=False)

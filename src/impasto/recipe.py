@@ -21,6 +21,7 @@ from typing import Any
 
 from .device import PRECISIONS
 from .errors import UsageError, field_error
+from .images import Fitting
 from .losses import STYLE_LOSSES
 from .vgg import resolve_layer
 
@@ -125,7 +126,7 @@ class Recipe:
         values["preset"] = name
         if "steps" in overrides and "later_steps" not in overrides and values.get("later_steps"):
             steps = overrides["steps"]
-            if isinstance(steps, int) and not isinstance(steps, bool) and steps > 0:
+            if isinstance(steps, int) and not isinstance(steps, bool) and 0 < steps <= MAX_STEPS:
                 values["later_steps"] = max(1, round(values["later_steps"] * steps / values["steps"]))
         values.update(overrides)
         return cls(**values)
@@ -143,11 +144,16 @@ class Recipe:
         if not isinstance(data, dict):
             raise UsageError(f"recipe: expected a JSON object, not {type(data).__name__}")
         _refuse_unknown(data)
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+        values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+        return cls(**values)
 
     # -- derived --------------------------------------------------------------------------------
     def all_layers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(self.content_layers + self.style_layers))
+
+    def fitting(self) -> Fitting:
+        """The output geometry the photo (and its masks) are fitted to."""
+        return Fitting(max_size=self.max_size, size=self.size, square=self.square, aspect=self.aspect)
 
     @property
     def frame_steps(self) -> int:
@@ -233,7 +239,8 @@ class Recipe:
             raise field_error("size", f"{self.size[0]}x{self.size[1]} is below the 32 px minimum per side")
         if self.seed is not None:
             _integer("seed", self.seed, 0, MAX_SEED)
-        if not isinstance(self.init, str) or not self.init:
+        init: object = self.init  # from_dict passes JSON values through unchecked
+        if not isinstance(init, str) or not init:
             raise field_error("init", "use content, palette, noise or the path of an image")
         if self.style_long_side > MAX_STYLE_SIDE:
             base = f"style_size {self.style_size}" if self.style_size else f"max_size {self.max_size}"
@@ -298,24 +305,32 @@ def _refuse_unknown(values: dict[str, Any]) -> None:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # math.isfinite overflows on ints past 1e308
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, shortened for a number with hundreds of digits."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} characters)"
 
 
 def _number(name: str, value: Any, minimum: float, maximum: float, strict: bool = False) -> float:
     """``value`` as a float in [minimum, maximum] (``strict``: above ``minimum``), else a UsageError."""
     if not _finite(value):
-        raise field_error(name, f"{value!r} is not a finite number")
+        raise field_error(name, f"{_shown(value)} is not a finite number")
     if value < minimum or (strict and value == minimum) or value > maximum:
         low = "above" if strict else "from"
-        raise field_error(name, f"{value!r} is out of range: use a number {low} {minimum:g} to {maximum:g}")
+        raise field_error(name, f"{_shown(value)} is out of range: use a number {low} {minimum:g} to {maximum:g}")
     return float(value)
 
 
 def _integer(name: str, value: Any, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise field_error(name, f"{value!r} is not a whole number")
+        raise field_error(name, f"{_shown(value)} is not a whole number")
     if not minimum <= value <= maximum:
-        raise field_error(name, f"{value} is out of range: use a whole number from {minimum:,} to {maximum:,}")
+        raise field_error(name, f"{_shown(value)} is out of range: use a whole number from {minimum:,} to {maximum:,}")
     return value
 
 

@@ -12,35 +12,48 @@ same global target and no tile tries to hold the whole painting's statistics by 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, overload
 
 import torch
 
-from .. import losses, masks as masking
+from .. import losses
+from .. import masks as masking
 from ..recipe import Recipe
 from .tiling import Tile, grid_offset, layout, ramp_for
+
+if TYPE_CHECKING:
+    from .targets import ScaleTargets
 
 Features = Callable[[torch.Tensor, tuple[str, ...]], dict[str, torch.Tensor]]
 Stats = dict[str, torch.Tensor]
 
 
-def _crop(tensor: torch.Tensor | None, box: tuple[int, int, int, int]) -> torch.Tensor | None:
+Box = tuple[int, int, int, int]
+
+
+@overload
+def _crop(tensor: torch.Tensor, box: Box) -> torch.Tensor: ...
+@overload
+def _crop(tensor: torch.Tensor | None, box: Box) -> torch.Tensor | None: ...
+def _crop(tensor: torch.Tensor | None, box: Box) -> torch.Tensor | None:
+    """The ``(top, bottom, left, right)`` box of a ``(..., H, W)`` tensor; ``None`` stays ``None``."""
     return None if tensor is None else tensor[..., box[0]:box[1], box[2]:box[3]]
 
 
 def _interior(tile: Tile, image: torch.Tensor, margin: int) -> torch.Tensor:
     """``(1, 1, h, w)`` weights of a tile's outer box: its share of each pixel (see Tile.window)."""
-    window = tile.window(tuple(image.shape[-2:]), ramp_for(margin))
+    window = tile.window((image.shape[-2], image.shape[-1]), ramp_for(margin))
     return torch.from_numpy(window)[None, None].to(image.device)
 
 
 def tiled_statistics(features: Features, image: torch.Tensor, layers: tuple[str, ...], kind: str,
-                     tile: int, margin: int, regions: torch.Tensor | None = None) -> dict[str, list[Stats]]:
+                     tile: int, margin: int, regions: torch.Tensor | None = None) -> dict[str, list[Stats | None]]:
     """Whole-image style statistics of ``image`` ``(1, 3, H, W)`` computed tile by tile (no gradient).
 
     With ``regions`` ``(1, K, H, W)`` one set of statistics per region (guided statistics), else one.
-    Returns ``{layer: [stats per region]}``, each the position-weighted mix of the tiles'.
+    Returns ``{layer: [stats per region]}``, each the position-weighted mix of the tiles', or
+    ``None`` for a region that covers no position.
     """
     count = 1 if regions is None else regions.shape[1]
     sums: dict[str, list[Stats | None]] = {layer: [None] * count for layer in layers}
@@ -66,29 +79,23 @@ def tiled_statistics(features: Features, image: torch.Tensor, layers: tuple[str,
 
 
 class Objective:
-    """The loss at one scale.
+    """The loss at one scale, against ``targets`` (see :class:`~impasto.optimize.targets.ScaleTargets`)."""
 
-    ``targets`` holds ``content`` (``{layer: features}``; omitted for tiled scales, where each
-    tile's content features are computed from ``photo``), ``style`` (``{layer: [(strength,
-    prepared target)]}``, one entry per style when masks are used), and optionally ``regions``
-    ``(1, K, H, W)`` with ``region_shares``, ``keep``, ``photo`` (1, 3, H, W), ``content_mask``
-    (a per-pixel content weight map) and ``temporal`` (previous frame, weights).
-    """
-
-    def __init__(self, recipe: Recipe, features: Features, targets: dict[str, Any]):
+    def __init__(self, recipe: Recipe, features: Features, targets: ScaleTargets):
         self.recipe = recipe
         self.features = features
         self.targets = targets
+        self.guides = targets.guides
         self.notebook = recipe.loss_normalization == "notebook"
         self.content_weights = recipe.content_layer_weights or (1.0,) * len(recipe.content_layers)
         self.style_weights = recipe.style_layer_weights or (1.0,) * len(recipe.style_layers)
 
-    def compose(self, pixels: torch.Tensor, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+    def compose(self, pixels: torch.Tensor, box: Box | None = None) -> torch.Tensor:
         """The image the losses see: the optimized pixels, with the photo where masks keep it."""
-        keep = self.targets.get("keep")
+        keep = self.guides.keep
         if keep is None:
             return pixels
-        photo = self.targets["photo"]
+        photo = self.targets.photo
         if box is not None:
             keep, photo = _crop(keep, box), _crop(photo, box)
         return keep * photo + (1 - keep) * pixels
@@ -96,45 +103,47 @@ class Objective:
     # -- the whole image ---------------------------------------------------------------------------
     def __call__(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss of the whole image (a scalar with gradient) and its parts as floats."""
-        recipe, targets = self.recipe, self.targets
+        recipe, targets, guides = self.recipe, self.targets, self.guides
+        assert targets.content is not None, "a whole-image scale has the photo's features"
         image = self.compose(pixels)
         feats = self.features(image, recipe.all_layers())
         content = image.new_zeros(())
-        for layer, w in zip(recipe.content_layers, self.content_weights):
-            target = targets["content"][layer]
-            weight_map = targets.get("content_mask")
+        for layer, w in zip(recipe.content_layers, self.content_weights, strict=True):
+            photo_features = targets.content[layer]
+            weight_map = guides.content_mask
             if weight_map is not None:
-                weight_map = masking.pool_to(weight_map, target.shape[-2:])
-            content = content + w * (losses.mse(feats[layer], target, weight_map) if self.notebook
-                                     else losses.relative_mse(feats[layer], target, weight_map))
+                weight_map = masking.pool_to(weight_map, photo_features.shape[-2:])
+            content = content + w * (losses.mse(feats[layer], photo_features, weight_map) if self.notebook
+                                     else losses.relative_mse(feats[layer], photo_features, weight_map))
         style = image.new_zeros(())
-        regions = targets.get("regions")
-        for layer, w in zip(recipe.style_layers, self.style_weights):
+        regions, shares = guides.regions, guides.region_shares
+        for layer, w in zip(recipe.style_layers, self.style_weights, strict=True):
             layer_regions = None if regions is None else masking.pool_to(regions, feats[layer].shape[-2:])
-            for index, (strength, target) in enumerate(targets["style"][layer]):
-                if regions is None:
+            for index, (strength, target) in enumerate(targets.style[layer]):
+                if layer_regions is None or shares is None:
                     share, mask = 1.0, None
                 else:  # guided statistics: only this style's region, weighted by its share of the image
-                    share, mask = targets["region_shares"][index], layer_regions[:, index:index + 1]
+                    share, mask = shares[index], layer_regions[:, index:index + 1]
                     if share == 0:
                         continue
                 stats = losses.style_statistics(feats[layer], recipe.style_loss, mask=mask)
                 style = style + w * strength * share * self._distance(stats, target, feats[layer].shape)
         tv = losses.total_variation(image) if recipe.tv_weight > 0 else image.new_zeros(())
         temporal = None
-        if "temporal" in targets:
-            previous, weights = targets["temporal"]
+        if guides.temporal is not None:
+            previous, weights = guides.temporal
             temporal = losses.mse(image, previous, weights)
         return self._total(content, style, tv, temporal)
 
-    def _distance(self, stats: Stats, target: Stats, shape) -> torch.Tensor:
+    def _distance(self, stats: Stats, target: Stats, shape: Sequence[float]) -> torch.Tensor:
         distance = losses.style_distance(stats, target, self.recipe.style_loss, relative=not self.notebook)
         if self.notebook:  # the notebook's mean((G−A)²)/(c·h·w) with Grams summed, not averaged, over positions
             _, c, h, w = shape
             distance = distance * (h * w) / c
         return distance
 
-    def _total(self, content, style, tv, temporal) -> tuple[torch.Tensor, dict[str, float]]:
+    def _total(self, content: torch.Tensor, style: torch.Tensor, tv: torch.Tensor,
+               temporal: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         recipe = self.recipe
         total = recipe.content_weight * content + recipe.style_weight * style + recipe.tv_weight * tv
         parts = {"content": content.item(), "style": style.item(), "tv": tv.item()}
@@ -150,7 +159,7 @@ class Objective:
         recipe, targets = self.recipe, self.targets
         self.tile, self.margin = tile, margin
         image = self.compose(pixels.detach())
-        regions = targets.get("regions")
+        regions = self.guides.regions
         self.global_stats = tiled_statistics(self.features, image, recipe.style_layers, recipe.style_loss,
                                              tile, margin, regions)
         self.content_norm = {layer: 0.0 for layer in recipe.content_layers}
@@ -158,7 +167,7 @@ class Objective:
                                                   for layer in recipe.style_layers}
         with torch.no_grad():
             for t in layout(image.shape[-2], image.shape[-1], tile, margin):
-                photo = self.features(_crop(targets["photo"], t.outer), recipe.content_layers)
+                photo = self.features(_crop(targets.photo, t.outer), recipe.content_layers)
                 interior = _interior(t, image, margin)
                 for layer in recipe.content_layers:
                     pooled = masking.pool_to(interior, photo[layer].shape[-2:])
@@ -177,9 +186,9 @@ class Objective:
         The grid shifts with ``step``. Returns the loss parts (style from the whole image's
         statistics of the previous sweep; content summed over tiles).
         """
-        recipe, targets = self.recipe, self.targets
+        recipe, targets, guides = self.recipe, self.targets, self.guides
         height, width = pixels.shape[-2:]
-        regions = targets.get("regions")
+        regions = guides.regions
         new_stats: dict[str, list[Stats | None]] = {layer: [None] * len(self.positions[layer])
                                                     for layer in recipe.style_layers}
         content_sum = style_value = tv_sum = temporal_sum = 0.0
@@ -189,27 +198,28 @@ class Objective:
             interior = _interior(t, pixels, self.margin)
             share_of_image = interior.sum() / (height * width)
             with torch.no_grad():
-                photo = self.features(_crop(targets["photo"], box), recipe.content_layers)
+                photo = self.features(_crop(targets.photo, box), recipe.content_layers)
             feats = self.features(image, recipe.all_layers())
             content = image.new_zeros(())
-            weight_map = _crop(targets.get("content_mask"), box)
-            for layer, w in zip(recipe.content_layers, self.content_weights):
+            weight_map = _crop(guides.content_mask, box)
+            for layer, w in zip(recipe.content_layers, self.content_weights, strict=True):
                 weights = interior if weight_map is None else interior * weight_map
                 weights = masking.pool_to(weights, feats[layer].shape[-2:])
                 error = (weights * (feats[layer] - photo[layer]).pow(2)).sum()
                 content = content + w * error / max(self.content_norm[layer], 1e-8)
             style = image.new_zeros(())
-            for layer, w in zip(recipe.style_layers, self.style_weights):
-                for k, (strength, target) in enumerate(targets["style"][layer]):
+            for layer, w in zip(recipe.style_layers, self.style_weights, strict=True):
+                for k, (strength, target) in enumerate(targets.style[layer]):
                     mask = interior if regions is None else interior * _crop(regions[:, k:k + 1], box)
                     pooled = masking.pool_to(mask, feats[layer].shape[-2:])
                     mass = float(pooled.sum())
-                    region_share = 1.0 if regions is None else targets["region_shares"][k]
+                    region_share = 1.0 if guides.region_shares is None else guides.region_shares[k]
                     if mass <= 0 or region_share == 0:
                         continue
                     share = mass / self.positions[layer][k]
                     own = losses.style_statistics(feats[layer], recipe.style_loss, mask=pooled)
                     whole = self.global_stats[layer][k]
+                    assert whole is not None, "a region with positions in this tile has positions in the image"
                     # value: the whole image's statistics; gradient: through this tile's share of them
                     mixed = {key: whole[key] + share * (own[key] - own[key].detach()) for key in own}
                     full_shape = (1, feats[layer].shape[1], *self._full_feature_size(layer, feats, image, pixels))
@@ -220,8 +230,8 @@ class Objective:
             tv = (losses.total_variation(image) * share_of_image if recipe.tv_weight > 0
                   else image.new_zeros(()))
             temporal = None
-            if "temporal" in targets:
-                previous_frame, weights = targets["temporal"]
+            if guides.temporal is not None:
+                previous_frame, weights = guides.temporal
                 # the whole image's mean over (3, H, W), restricted to this tile's share of each pixel
                 crop_share = image.shape[-2] * image.shape[-1] / (height * width)
                 temporal = losses.mse(image, _crop(previous_frame, box), interior * _crop(weights, box)) * crop_share
@@ -238,14 +248,15 @@ class Objective:
                 if stats is not None:
                     self.global_stats[layer][k] = stats
         parts = {"content": content_sum, "style": style_value, "tv": tv_sum}
-        if "temporal" in targets:
+        if guides.temporal is not None:
             parts["temporal"] = temporal_sum
-        total = (recipe.content_weight * content_sum + recipe.style_weight * style_value
-                 + recipe.tv_weight * tv_sum + recipe.temporal_weight * temporal_sum)
-        return {"total": total, **parts}
+        whole_total = (recipe.content_weight * content_sum + recipe.style_weight * style_value
+                       + recipe.tv_weight * tv_sum + recipe.temporal_weight * temporal_sum)
+        return {"total": whole_total, **parts}
 
     @staticmethod
-    def _full_feature_size(layer, feats, tile_image, pixels) -> tuple[float, float]:
+    def _full_feature_size(layer: str, feats: dict[str, torch.Tensor], tile_image: torch.Tensor,
+                           pixels: torch.Tensor) -> tuple[float, float]:
         """A layer's feature size for the whole image (the tile's, scaled by the image/tile ratio)."""
         h, w = feats[layer].shape[-2:]
         return h * pixels.shape[-2] / tile_image.shape[-2], w * pixels.shape[-1] / tile_image.shape[-1]

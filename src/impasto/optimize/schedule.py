@@ -31,7 +31,7 @@ def scale_sizes(final_size: tuple[int, int], min_size: int | None, factor: float
     long_side = max(width, height)
     if min_size is None or min_size >= long_side:
         return [final_size]
-    longs = [long_side]
+    longs: list[float] = [long_side]
     while longs[-1] / factor >= min_size * 0.999:
         longs.append(longs[-1] / factor)
     sizes = []
@@ -64,4 +64,4 @@ def plan(final_size: tuple[int, int], *, steps: int, min_size: int | None, facto
     else:
         raise UsageError(f"scale_steps: {len(scale_steps)} counts given for {len(sizes)} scales "
                          f"({', '.join(f'{w}x{h}' for w, h in sizes)})")
-    return [Scale(size, n) for size, n in zip(sizes, counts)]
+    return [Scale(size, n) for size, n in zip(sizes, counts, strict=True)]

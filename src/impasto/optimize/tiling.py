@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -80,8 +81,8 @@ def layout(height: int, width: int, tile: int, margin: int, offset: tuple[int, i
         raise ValueError(f"tile {tile} and margin {margin}: need tile > 0 and margin >= 0")
     rows, cols = _cuts(height, tile, offset[0]), _cuts(width, tile, offset[1])
     tiles = []
-    for top, bottom in zip(rows, rows[1:]):
-        for left, right in zip(cols, cols[1:]):
+    for top, bottom in pairwise(rows):
+        for left, right in pairwise(cols):
             outer = (max(0, top - margin), min(height, bottom + margin),
                      max(0, left - margin), min(width, right + margin))
             tiles.append(Tile(outer=outer, inner=(top, bottom, left, right)))
