@@ -13,17 +13,25 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
 pytest.importorskip("httpx2", reason="httpx2 (for the TestClient) is not installed")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from impasto.optimize.engine import Stylizer  # noqa: E402
-from impasto.errors import WeightsError  # noqa: E402
-from impasto.images import read_metadata  # noqa: E402
-from impasto.web import access_token, create_app  # noqa: E402
-from impasto.web.app import cookie_name  # noqa: E402
-from impasto.web.jobs import masks_supported  # noqa: E402
+from impasto.errors import UsageError, WeightsError
+from impasto.images import read_metadata
+from impasto.optimize.engine import Stylizer
+from impasto.web import access_token, create_app, plain_http_warning, startup_lines
+from impasto.web.guard import XSRF_HEADER, cookie_name
 
 LOCAL = "http://127.0.0.1:8000"
 TINY = {"preset": "fast", "max_size": 64, "steps": 3, "seed": 7}
+
+
+def open_page(client: TestClient) -> TestClient:
+    """Open the page with the token as a browser does; later requests send the XSRF cookie's value
+    in the header too, as the page's script does."""
+    app = client.app
+    assert client.get("/", params={"token": app.state.token}).status_code == 200
+    client.headers[XSRF_HEADER] = client.cookies[app.state.policy.xsrf_cookie]
+    return client
 
 
 def png(array: np.ndarray) -> bytes:
@@ -40,7 +48,7 @@ def as_uint8(image: np.ndarray) -> np.ndarray:
 def client():
     app = create_app(max_upload_mb=1, max_pixels=2_000_000, max_output=1024, preview_interval=0.0)
     with TestClient(app, base_url=LOCAL) as c:
-        yield c
+        yield open_page(c)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +73,17 @@ def wait_for(client, job_id: str, condition, timeout: float = 60.0) -> dict:
             return job
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} never got there; last seen {job}")
+
+
+def _strings(value) -> list[str]:
+    """Every string inside a JSON value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 def events(client, job_id: str) -> list[dict]:
@@ -92,7 +111,9 @@ def test_page_static_files_and_info(client):
     assert set(info["presets"]) >= {"fast", "balanced", "quality", "reference"}
     assert info["presets"]["fast"]["steps"] >= 1 and info["presets"]["fast"]["description"]
     assert info["limits"] == {"upload_bytes": 1024 * 1024, "pixels": 2_000_000, "styles": 4, "min_size": 64,
-                              "max_size": 1024}
+                              "max_size": 1024, "max_queue": 8, "style_side": 4096, "style_scale": [0.25, 4.0],
+                              "steps": [1, 10_000]}
+    assert info["xsrf_cookie"] == client.app.state.policy.xsrf_cookie
     assert "histogram" in info["preserve_color"]
     assert client.get("/nowhere").json() == {"error": "not found"}
 
@@ -223,6 +244,9 @@ def test_job_streams_progress_and_delivers_a_png_with_its_recipe(client, photo, 
     assert metadata["studio"]["settings"]["style_blend"] == [3, 1]
 
     assert client.get(result["recipe_url"]).json()["recipe"] == recipe
+    # Uploads are named by their file names only (and their bytes' sha256); no path of this machine.
+    assert metadata["content"]["path"] == "photo.png" and len(metadata["content"]["sha256"]) == 64
+    assert not [text for text in _strings(metadata) if text.startswith("/") or ":\\" in text]
     full = client.get(f"/api/results/{result['id']}").json()
     assert full["settings"]["seed"] == 7 and full["inputs"]["content"]["id"] == photo["id"]
     assert [s["id"] for s in full["inputs"]["styles"]] == [painting["id"], second["id"]]
@@ -231,7 +255,6 @@ def test_job_streams_progress_and_delivers_a_png_with_its_recipe(client, photo, 
     assert client.get("/api/results/nope.png").status_code == 404
 
 
-@pytest.mark.skipif(not masks_supported(), reason="this engine has no masks yet")
 def test_job_with_masks(client, photo, painting, astronaut_small):
     second = upload(client, png(as_uint8(astronaut_small)), "style", "second.png").json()
     left = np.zeros((40, 40), np.uint8)
@@ -246,6 +269,7 @@ def test_job_with_masks(client, photo, painting, astronaut_small):
     assert final["state"] == "done", final
     metadata = client.get(final["result"]["recipe_url"]).json()
     assert metadata.get("masks") == 2 and metadata.get("content_mask") is True
+    assert [s["path"] for s in metadata["styles"]] == ["stripes.png", "second.png"]  # file names only
     assert len(final["result"]["inputs"]["masks"]) == 2
     partial = {**body, "masks": [masks[0], None]}
     assert "every painting a mask" in client.post("/api/jobs", json=partial).json()["error"]
@@ -276,10 +300,10 @@ def test_queue_position_and_cancelling_queued_and_running_jobs(client, photo, pa
 
 def test_failed_job_reports_one_line(astronaut_small):
     class NoWeights(Stylizer):
-        def weights(self):
+        def weights(self, recipe=None):
             raise WeightsError("weights file /nowhere/vgg19.pth: does not exist")
 
-    with TestClient(create_app(stylizer_factory=NoWeights), base_url=LOCAL) as local:
+    with open_page(TestClient(create_app(stylizer_factory=NoWeights), base_url=LOCAL)) as local:
         photo_id = upload(local, png(as_uint8(astronaut_small)), "content").json()["id"]
         style_id = upload(local, png(as_uint8(astronaut_small)), "style").json()["id"]
         job = local.post("/api/jobs", json={"content": photo_id, "styles": [style_id], "settings": TINY}).json()
@@ -289,9 +313,9 @@ def test_failed_job_reports_one_line(astronaut_small):
 
 
 # -- access ----------------------------------------------------------------------------------------
-def test_token_is_required_on_every_request_when_set():
+def test_token_is_required_on_every_request():
     token = "s3cret-token-for-tests"
-    app = create_app(token=token)
+    app = create_app(token=token, allowed_hosts=["*"])  # as `impasto serve --host 0.0.0.0` builds it
     plain = TestClient(app, base_url="http://192.0.2.10:8000")
     assert plain.get("/api/info").status_code == 401
     assert "token" in plain.get("/api/info").json()["error"]
@@ -305,30 +329,45 @@ def test_token_is_required_on_every_request_when_set():
     browser = TestClient(app, base_url="http://192.0.2.10:8000")
     opened = browser.get("/", params={"token": token})
     assert opened.status_code == 200 and cookie_name(token) in opened.headers["set-cookie"]
-    assert "httponly" in opened.headers["set-cookie"].lower()
+    token_cookie = next(c for c in opened.headers.get_list("set-cookie") if c.startswith(cookie_name(token)))
+    assert "httponly" in token_cookie.lower() and "samesite=strict" in token_cookie.lower()
     assert browser.get("/api/info").status_code == 200  # the cookie carries it now
     assert browser.get("/static/style.css").status_code == 200
 
 
-def test_loopback_studio_answers_only_to_local_host_names_and_same_origin_posts():
+def test_a_token_is_required_on_loopback_too_unless_turned_off(caplog):
     app = create_app()
-    for base in ("http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"):
-        assert TestClient(app, base_url=base).get("/api/info").status_code == 200
-    rebound = TestClient(app, base_url="http://attacker.example:8000")
-    assert rebound.get("/api/info").status_code == 403
-    local = TestClient(app, base_url=LOCAL)
-    cross = local.post("/api/jobs/x/cancel", headers={"Origin": "http://attacker.example"})
-    assert cross.status_code == 403 and "cross-site" in cross.json()["error"]
-    assert local.post("/api/jobs/x/cancel", headers={"Origin": LOCAL}).status_code == 404
+    assert len(app.state.token) >= 20
+    assert TestClient(app, base_url=LOCAL).get("/api/info").status_code == 401
+    with caplog.at_level("WARNING", logger="impasto.web"):
+        open_app = create_app(no_token=True)
+    assert "no access token" in caplog.text
+    assert open_app.state.token is None
+    assert TestClient(open_app, base_url=LOCAL).get("/api/info").status_code == 200
+    with pytest.raises(UsageError, match="cannot be used together"):
+        create_app(token="s3cret-token-for-tests", no_token=True)
 
 
 def test_access_token_rule():
-    assert access_token("127.0.0.1") is None
-    assert access_token("localhost") is None
-    assert access_token("::1") is None
-    generated = access_token("0.0.0.0")
-    assert generated and len(generated) >= 20 and generated != access_token("0.0.0.0")
-    assert access_token("192.168.1.5") is not None
+    for host in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "192.168.1.5"):
+        generated = access_token(host)
+        assert generated and len(generated) >= 20 and generated != access_token(host)
+    assert access_token("127.0.0.1", no_token=True) is None
     assert access_token("127.0.0.1", "my-own-token") == "my-own-token"
+    with pytest.raises(UsageError, match="loopback"):
+        access_token("0.0.0.0", no_token=True)
+    with pytest.raises(UsageError, match="together"):
+        access_token("127.0.0.1", "my-own-token", no_token=True)
     with pytest.raises(ValueError):
         access_token("0.0.0.0", "short")
+
+
+def test_serving_off_loopback_warns_that_plain_http_exposes_the_token():
+    assert plain_http_warning("127.0.0.1") is None and plain_http_warning("localhost") is None
+    warning = plain_http_warning("0.0.0.0")
+    assert warning and "plain HTTP" in warning and "TLS" in warning
+    lines = startup_lines("0.0.0.0", 8765, "s3cret-token-for-tests")
+    assert lines[0] == "impasto studio: http://127.0.0.1:8765/?token=s3cret-token-for-tests"
+    assert any("plain HTTP" in line for line in lines)
+    local = startup_lines("127.0.0.1", 8765, "s3cret-token-for-tests")
+    assert local[0].endswith("?token=s3cret-token-for-tests") and not any("plain HTTP" in x for x in local)

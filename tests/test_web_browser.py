@@ -86,6 +86,8 @@ def test_paint_watch_download_and_cancel_in_a_browser(server, images, browser):
     page = browser.new_page(viewport={"width": 1360, "height": 860})
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
+    # The Content-Security-Policy allows no inline script or style: the page must need none.
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
     page.goto(server)
     page.wait_for_selector("#presets button[data-preset=fast]")
     assert page.title() == "impasto studio"
@@ -93,7 +95,7 @@ def test_paint_watch_download_and_cancel_in_a_browser(server, images, browser):
 
     # A file that is not an image gets a clear message beside its drop zone.
     page.set_input_files("#content-file", str(fake))
-    page.wait_for_function("document.querySelector('#content-error').textContent.length > 0")
+    page.wait_for_function("() => document.querySelector('#content-error').textContent.length > 0")
     assert "not an image" in text(page, "#content-error")
 
     page.set_input_files("#content-file", str(photo))
@@ -110,16 +112,16 @@ def test_paint_watch_download_and_cancel_in_a_browser(server, images, browser):
 
     # Paint: the progress advances and the live preview changes.
     page.click("#start-btn")
-    page.wait_for_function("document.querySelector('#picture').src.includes('/preview?v=')", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#picture').src.includes('/preview?v=')", timeout=60_000)
     first_preview = page.eval_on_selector("#picture", "e => e.src")
     first_width = page.eval_on_selector("#bar-fill", "e => parseFloat(e.style.width)")
     page.wait_for_function(
-        f"(() => {{ const s = document.querySelector('#picture').src;"
-        f" return s !== {first_preview!r} && (s.includes('/preview?v=') || s.includes('/api/results/')); }})()",
+        f"() => {{ const s = document.querySelector('#picture').src;"
+        f" return s !== {first_preview!r} && (s.includes('/preview?v=') || s.includes('/api/results/')); }}",
         timeout=60_000)
     page.wait_for_timeout(300)  # let CSS transitions settle
     page.screenshot(path=str(SHOTS / "studio-running.png"))
-    page.wait_for_function("document.querySelector('#phase').textContent === 'Done'", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#phase').textContent === 'Done'", timeout=60_000)
     assert page.eval_on_selector("#bar-fill", "e => parseFloat(e.style.width)") == 100 > first_width
     assert "/api/results/" in page.get_attribute("#picture", "src")
     page.wait_for_selector("#gallery button")  # the gallery reloads just after the result shows
@@ -148,10 +150,11 @@ def test_paint_watch_download_and_cancel_in_a_browser(server, images, browser):
     page.fill("#steps", "5000")
     page.eval_on_selector("#max-size", f"e => {{ e.value = {SIZE}; e.dispatchEvent(new Event('input')); }}")
     page.click("#start-btn")
-    page.wait_for_function("document.querySelector('#phase').textContent.startsWith('Painting ·')", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#phase').textContent.startsWith('Painting ·')",
+                           timeout=60_000)
     assert page.is_enabled("#cancel-btn") and not page.is_enabled("#start-btn")
     page.click("#cancel-btn")
-    page.wait_for_function("document.querySelector('#phase').textContent === 'Cancelled'", timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#phase').textContent === 'Cancelled'", timeout=30_000)
     assert "stopped at step" in text(page, "#stats")
     assert page.is_enabled("#start-btn")
     page.wait_for_timeout(300)

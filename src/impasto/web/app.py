@@ -1,14 +1,16 @@
-"""The studio's HTTP side: FastAPI routes, the access guard and the static page.
+"""The studio's HTTP side: FastAPI routes and the static page (the access rules are in :mod:`.guard`).
 
-Routes (all JSON errors are ``{"error": "one line"}``):
+Routes (all JSON errors are ``{"error": "one line"}``, with ``"field"`` when a setting is at fault):
 
 ========================================  ==========================================================
-``GET  /``                                the page (``?token=`` sets the access cookie)
-``GET  /api/info``                        version, device, presets, limits, whether masks work
+``GET  /``                                the page (``?token=`` sets the access cookie; the page
+                                          also gets the XSRF cookie it echoes in ``X-XSRF-Token``)
+``GET  /api/info``                        version, device, presets, limits, the XSRF cookie's name
 ``POST /api/uploads?kind=content|style|mask``  multipart field ``file``; the image is decoded to check it
 ``GET  /api/uploads/{id}``                an upload's description; ``/thumb.jpg`` its thumbnail
-``POST /api/jobs``                        ``{"content": id, "styles": [id..], "settings": {..}}``, optionally
-                                          ``"masks": [id..]`` (one per style) and ``"content_mask": id``
+``POST /api/jobs``                        ``application/json``: ``{"content": id, "styles": [id..],
+                                          "settings": {..}}``, optionally ``"masks": [id..]`` (one
+                                          per style) and ``"content_mask": id``; 429 when the queue is full
 ``GET  /api/jobs/{id}``                   the job's state; ``/events`` the same as server-sent events
 ``GET  /api/jobs/{id}/preview?v=N``       the latest preview (JPEG)
 ``POST /api/jobs/{id}/cancel``            remove a queued job or stop a running one
@@ -20,128 +22,93 @@ Routes (all JSON errors are ``{"error": "one line"}``):
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
+import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive
 
 from .._version import __version__
-from ..optimize import Stylizer
 from ..errors import UsageError
+from ..optimize import Stylizer
 from ..recipe import PRESERVE_COLOR
-from .jobs import FINISHED, JobManager, JobRequest, masks_supported
-from .settings import MIN_OUTPUT_SIDE, preset_defaults, recipe_from_settings
-from .uploads import KINDS, UploadError, UploadStore
+from .guard import AccessPolicy, Guard, cookie_name, error_response
+from .jobs import FINISHED, JobManager, JobRequest, QueueFull
+from .settings import CONTROLS, MAX_STYLE_SIDE, MIN_OUTPUT_SIDE, preset_defaults, recipe_from_settings
+from .uploads import DECODE_SLOTS, KINDS, Upload, UploadError, UploadStore
 
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+__all__ = ["ApiError", "create_app"]
+
+log = logging.getLogger("impasto.web")
+
 MAX_STYLES = 4
 MULTIPART_OVERHEAD = 64 * 1024
+#: The largest JSON body an endpoint reads (a job's is a few hundred bytes).
+MAX_JSON_BYTES = 64 * 1024
+JOB_FIELDS = ("content", "styles", "masks", "content_mask", "settings")
 
 
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost (with or without brackets)."""
-    host = host.strip("[]").lower()
-    return host in LOOPBACK_NAMES or host.startswith("127.")
+class ApiError(Exception):
+    """A request refused with ``status`` and a one-line message (answered as JSON)."""
+
+    def __init__(self, status: int, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.extra = extra
 
 
-def cookie_name(token: str) -> str:
-    """A cookie name of its own per token, so two studios on one host do not collide."""
-    return "impasto_" + hashlib.sha256(token.encode()).hexdigest()[:10]
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers={"Cache-Control": "no-store"})
-
-
-class Guard:
-    """ASGI middleware: the token rule, the loopback Host check and a cross-site check.
-
-    * ``token`` set: every request must carry it as ``?token=``, as ``Authorization: Bearer``, or
-      in the cookie the page gets when it is opened with ``?token=``; otherwise 401.
-    * no token (loopback): the ``Host`` header must name a loopback address, which defeats DNS
-      rebinding by web pages elsewhere.
-    * a POST whose ``Origin`` is another site is refused (403).
-    """
-
-    def __init__(self, app: ASGIApp, token: str | None):
-        self.app = app
-        self.token = token
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        problem = self.check(request)
-        if problem is None:
-            await self.app(scope, receive, send)
-            return
-        status, message = problem
-        if request.method == "GET" and not request.url.path.startswith("/api/"):
-            response: Response = HTMLResponse(_refusal_page(message), status_code=status)
-        else:
-            response = _error(status, message)
-        await response(scope, receive, send)
-
-    def check(self, request: Request) -> tuple[int, str] | None:
-        host = request.headers.get("host", "")
-        if self.token is None:
-            if not is_loopback(urlsplit(f"//{host}").hostname or ""):
-                return 403, f"this studio answers only to localhost addresses, not {host[:80]!r}"
-        else:
-            offered = [request.query_params.get("token"), request.cookies.get(cookie_name(self.token))]
-            auth = request.headers.get("authorization", "")
-            if auth[:7].lower() == "bearer ":
-                offered.append(auth[7:].strip())
-            if not any(o and secrets.compare_digest(o.encode(), self.token.encode()) for o in offered):
-                return 401, "access token missing or wrong: open the address printed by `impasto serve`"
-        origin = request.headers.get("origin")
-        if request.method not in ("GET", "HEAD") and origin and origin != "null" and urlsplit(origin).netloc != host:
-            return 403, "cross-site request refused"
-        return None
-
-
-def _refusal_page(message: str) -> str:
-    from html import escape
-
-    return ("<!doctype html><meta charset=utf-8><title>impasto studio</title>"
-            "<body style='font:16px system-ui,sans-serif;background:#15151a;color:#e9e6df;display:grid;"
-            "place-items:center;height:100vh;margin:0'><div style='max-width:32em;text-align:center'>"
-            f"<h1 style='font-weight:600'>impasto studio</h1><p>{escape(message)}.</p></div>")
-
-
-def create_app(*, token: str | None = None, max_upload_mb: float = 25, max_pixels: int = 40_000_000,
-               max_output: int = 2048, device: str | None = None,
+def create_app(*, token: str | None = None, no_token: bool = False, allowed_hosts: Sequence[str] = (),
+               max_upload_mb: float = 25, max_pixels: int = 40_000_000, max_output: int = 2048,
+               max_style_side: int = MAX_STYLE_SIDE, max_queue: int = 8, device: str | None = None,
                stylizer_factory: Callable[[], Stylizer] = Stylizer, preview_interval: float = 0.3,
                max_results: int = 32) -> FastAPI:
     """The studio as an ASGI app.
 
     Args:
-        token: when given, every request must carry it (see :class:`Guard`); when ``None`` only
-            requests addressed to a loopback host name are answered.
+        token: the access token every request must carry (see :mod:`.guard`); by default a new
+            random one (``app.state.token``), unless ``no_token``.
+        no_token: answer without a token (the Host, Origin and XSRF checks still apply); logs a
+            warning. Cannot be combined with ``token``.
+        allowed_hosts: host names answered besides ``localhost`` and the loopback addresses
+            (``"*"``: any name; for a server listening off loopback, where the token guards it).
         max_upload_mb: the largest accepted file, in megabytes.
         max_pixels: the most pixels an uploaded image may have.
         max_output: the largest output long side a job may ask for.
+        max_style_side: the largest long side of the painting at its scale (output size × style scale).
+        max_queue: the most jobs that may wait; more are refused with 429.
         device: ``cpu``, ``cuda`` or ``mps`` to force one (default: the recipe's ``auto``).
         stylizer_factory: makes the worker's Stylizer (tests may pass their own).
         preview_interval: least seconds between two preview images of a running job.
         max_results: results kept in memory; the oldest go first.
     """
+    if no_token and token is not None:
+        raise UsageError("--token and --no-token cannot be used together")
+    if not no_token and token is None:
+        token = secrets.token_urlsafe(18)
+    if no_token:
+        log.warning("impasto studio: no access token (--no-token): any program or person on this machine "
+                    "can use the studio")
+    if max_queue < 1:
+        raise UsageError(f"--max-queue {max_queue}: use a whole number of at least 1")
+    policy = AccessPolicy.build(token, allowed_hosts)
     uploads = UploadStore(max_bytes_each=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
     manager = JobManager(stylizer_factory=stylizer_factory, preview_interval=preview_interval,
-                         max_results=max_results)
+                         max_results=max_results, max_queue=max_queue,
+                         release=lambda request: uploads.unpin(request.uploads()))
+    decoding = anyio.CapacityLimiter(DECODE_SLOTS)  # waiting uploads wait here, not in the thread pool
 
+    @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager.start()
         yield
@@ -150,75 +117,68 @@ def create_app(*, token: str | None = None, max_upload_mb: float = 25, max_pixel
     app = FastAPI(title="impasto studio", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
     app.state.token = token
+    app.state.policy = policy
     app.state.uploads = uploads
     app.state.manager = manager
-    app.add_middleware(Guard, token=token)
+    app.add_middleware(Guard, policy=policy)
     static = resources.files("impasto.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, str(exc), **exc.extra)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         detail = str(exc.detail)
-        return _error(exc.status_code, "not found" if detail == "Not Found" else detail)
+        return error_response(exc.status_code, "not found" if detail == "Not Found" else detail)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
-        return _error(422, f"{where or 'request'}: {first.get('msg', 'invalid')}")
+        return error_response(422, f"{where or 'request'}: {first.get('msg', 'invalid')}")
 
     # -- the page -------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> Response:
         html = (static / "index.html").read_text(encoding="utf-8")
         response = HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        secure = request.url.scheme == "https"
         offered = request.query_params.get("token")
         if token is not None and offered and secrets.compare_digest(offered.encode(), token.encode()):
-            response.set_cookie(cookie_name(token), token, httponly=True, samesite="strict",
-                                secure=request.url.scheme == "https")
+            response.set_cookie(cookie_name(token), token, httponly=True, samesite="strict", secure=secure)
+        if not policy.xsrf_value_valid(request.cookies.get(policy.xsrf_cookie)):
+            # Read by the page's script (so not httponly), echoed in the X-XSRF-Token header.
+            response.set_cookie(policy.xsrf_cookie, policy.new_xsrf_value(), samesite="strict", secure=secure)
         return response
 
     @app.get("/api/info")
     def info() -> dict[str, Any]:
         return {"version": __version__, "device": _device_label(device), "presets": preset_defaults(),
                 "default_preset": "balanced", "preserve_color": list(PRESERVE_COLOR),
-                "masks": masks_supported(), "queue": manager.queue_length(),
+                "queue": manager.queue_length(), "xsrf_cookie": policy.xsrf_cookie,
                 "limits": {"upload_bytes": uploads.max_bytes_each, "pixels": max_pixels, "styles": MAX_STYLES,
-                           "min_size": MIN_OUTPUT_SIDE, "max_size": max_output}}
+                           "min_size": MIN_OUTPUT_SIDE, "max_size": max_output, "max_queue": max_queue,
+                           "style_side": max_style_side,
+                           "style_scale": [CONTROLS["style_scale"].low, CONTROLS["style_scale"].high],
+                           "steps": [CONTROLS["steps"].low, CONTROLS["steps"].high]}}
 
     # -- uploads --------------------------------------------------------------------------------
     @app.post("/api/uploads", status_code=201)
     async def upload(request: Request, kind: str = "content") -> Response:
         if kind not in KINDS:
-            return _error(400, f"unknown upload kind {kind[:20]!r}; use {', '.join(KINDS)}")
-        limit = uploads.max_bytes_each
-        too_big = f"the file is too large; the limit is {limit / (1024 * 1024):g} MB"
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + MULTIPART_OVERHEAD:
-            return _error(413, too_big)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit + MULTIPART_OVERHEAD:
-                return _error(413, too_big)
+            raise ApiError(400, f"unknown upload kind {kind[:20]!r}; use {', '.join(KINDS)}")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            return _error(400, "send the image as multipart/form-data in a field named 'file'")
-        form_request = Request(request.scope, receive=_replay(bytes(body)))
+            raise ApiError(400, "send the image as multipart/form-data in a field named 'file'")
+        limit = uploads.max_bytes_each
+        body = await _read_body(request, limit + MULTIPART_OVERHEAD,
+                                f"the file is too large; the limit is {limit / (1024 * 1024):g} MB")
+        data, filename = await _form_file(request, body)
         try:
-            form = await form_request.form(max_files=1, max_fields=4)
-        except Exception:
-            return _error(400, "the upload is not readable multipart/form-data")
-        try:
-            file = form.get("file")
-            if file is None or isinstance(file, str):
-                return _error(400, "no file: send the image in a field named 'file'")
-            data, filename = await file.read(), file.filename
-        finally:
-            await form.close()
-        try:
-            item = await run_in_threadpool(uploads.add, data, kind, filename)
+            item = await anyio.to_thread.run_sync(uploads.add, data, kind, filename, limiter=decoding)
         except UploadError as exc:
-            return _error(exc.status, str(exc))
+            raise ApiError(exc.status, str(exc)) from None
         return JSONResponse(item.describe(), status_code=201)
 
     @app.get("/api/uploads/{upload_id}")
@@ -233,17 +193,21 @@ def create_app(*, token: str | None = None, max_upload_mb: float = 25, max_pixel
     # -- jobs -----------------------------------------------------------------------------------
     @app.post("/api/jobs", status_code=201)
     async def start_job(request: Request) -> Response:
+        body = await _read_json(request)
         try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "the request body is not JSON")
-        try:
-            job_request = _job_request(body, uploads, max_output=max_output, device=device, max_pixels=max_pixels)
+            job_request = _job_request(body, uploads, max_output=max_output, device=device, max_pixels=max_pixels,
+                                       max_style_side=max_style_side)
         except UsageError as exc:
-            return _error(422, str(exc))
+            raise ApiError(422, str(exc), **({"field": exc.field} if exc.field else {})) from None
         except LookupError as exc:
-            return _error(404, str(exc).strip("'\""))
-        job = manager.submit(job_request)
+            raise ApiError(404, str(exc).strip("'\"")) from None
+        held = job_request.uploads()
+        uploads.pin(held)  # counted in the upload budget, and kept, until the job ends
+        try:
+            job = manager.submit(job_request)
+        except QueueFull as exc:
+            uploads.unpin(held)
+            return error_response(429, str(exc), limit=exc.limit)
         return JSONResponse(manager.snapshot(job), status_code=201)
 
     @app.get("/api/jobs/{job_id}")
@@ -281,7 +245,7 @@ def create_app(*, token: str | None = None, max_upload_mb: float = 25, max_pixel
         _found(manager.get(job_id), "job")
         data = manager.preview(job_id)
         if data is None:
-            return _error(404, "no preview yet")
+            raise ApiError(404, "no preview yet")
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @app.post("/api/jobs/{job_id}/cancel")
@@ -319,16 +283,61 @@ def create_app(*, token: str | None = None, max_upload_mb: float = 25, max_pixel
     return app
 
 
-def _job_request(body: Any, uploads: UploadStore, *, max_output: int, device: str | None,
-                 max_pixels: int) -> JobRequest:
+async def _read_body(request: Request, limit: int, too_big: str) -> bytes:
+    """The request's body, refused with 413 as soon as it passes ``limit`` bytes (declared or sent)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, too_big)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, too_big)
+    return bytes(body)
+
+
+async def _read_json(request: Request) -> Any:
+    """A JSON endpoint's body: ``application/json`` (else 415), at most :data:`MAX_JSON_BYTES` (else
+    413), parseable and not absurdly nested (else 400)."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "send the request as JSON (Content-Type: application/json)")
+    body = await _read_body(request, MAX_JSON_BYTES, f"the request body is too large; the limit is "
+                                                     f"{MAX_JSON_BYTES // 1024} KB")
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply") from None
+    except ValueError:  # not JSON, not UTF-8, or a number too long to convert
+        raise ApiError(400, "the request body is not JSON") from None
+
+
+async def _form_file(request: Request, body: bytes) -> tuple[bytes, str | None]:
+    """``(data, file name)`` of the multipart field ``file`` in an already-read ``body``."""
+    form_request = Request(request.scope, receive=_replay(body))
+    try:
+        form = await form_request.form(max_files=1, max_fields=4)
+    except Exception:  # python-multipart's errors have no common base class
+        raise ApiError(400, "the upload is not readable multipart/form-data") from None
+    try:
+        file = form.get("file")
+        if file is None or isinstance(file, str):
+            raise ApiError(400, "no file: send the image in a field named 'file'")
+        return await file.read(), file.filename
+    finally:
+        await form.close()
+
+
+def _job_request(body: Any, uploads: UploadStore, *, max_output: int, device: str | None, max_pixels: int,
+                 max_style_side: int = MAX_STYLE_SIDE) -> JobRequest:
     """Check a job's JSON body; raises UsageError (422) or LookupError (404, an unknown upload)."""
     if not isinstance(body, dict):
         raise UsageError("expected a JSON object with content, styles and settings")
-    unknown = sorted(set(body) - {"content", "styles", "masks", "content_mask", "settings"})
+    unknown = sorted(str(k) for k in body if k not in JOB_FIELDS)
     if unknown:
-        raise UsageError(f"unknown field(s): {', '.join(map(str, unknown))}")
+        raise UsageError(f"unknown field(s): {', '.join(unknown)}"[:200])
 
-    def upload(upload_id: Any, what: str):
+    def upload(upload_id: Any, what: str) -> Upload:
         if not isinstance(upload_id, str) or not upload_id:
             raise UsageError(f"{what}: expected an upload id")
         item = uploads.get(upload_id)
@@ -345,27 +354,32 @@ def _job_request(body: Any, uploads: UploadStore, *, max_output: int, device: st
     if len(style_ids) > MAX_STYLES:
         raise UsageError(f"styles: at most {MAX_STYLES} paintings, not {len(style_ids)}")
     styles = [upload(s, f"style {i + 1}") for i, s in enumerate(style_ids)]
-    mask_ids = body.get("masks")
-    masks = None
-    if mask_ids is not None and any(m is not None for m in mask_ids if isinstance(mask_ids, list)):
-        if not isinstance(mask_ids, list) or len(mask_ids) != len(styles):
-            raise UsageError(f"masks: expected one entry (an upload id or null) per style, {len(styles)} in all")
-        if not masks_supported():
-            raise UsageError("masks: this version of impasto cannot use masks yet")
-        if any(m is None for m in mask_ids):
-            raise UsageError("masks: give every painting a mask, or none of them")
-        masks = [upload(m, f"mask {i + 1}") for i, m in enumerate(mask_ids)]
-    content_mask = None
-    if body.get("content_mask") is not None:
-        if not masks_supported():
-            raise UsageError("content_mask: this version of impasto cannot use masks yet")
-        content_mask = upload(body["content_mask"], "content_mask")
-    recipe, blend, settings = recipe_from_settings(body.get("settings") or {}, max_output=max_output,
-                                                   device=device, max_pixels=max_pixels)
+    masks = _masks(body.get("masks"), len(styles), upload)
+    content_mask = None if body.get("content_mask") is None else upload(body["content_mask"], "content_mask")
+    settings = body.get("settings")
+    recipe, blend, checked = recipe_from_settings({} if settings is None else settings, max_output=max_output,
+                                                  device=device, max_pixels=max_pixels,
+                                                  max_style_side=max_style_side)
     if blend is not None and len(blend) != len(styles):
-        raise UsageError(f"style_blend: {len(blend)} weights for {len(styles)} paintings")
+        raise UsageError(f"style_blend: {len(blend)} weights for {len(styles)} paintings", field="style_blend")
     return JobRequest(recipe=recipe, content=content, styles=styles, masks=masks, content_mask=content_mask,
-                      style_blend=blend, settings=settings)
+                      style_blend=blend, settings=checked)
+
+
+def _masks(mask_ids: Any, count: int, upload: Callable[[Any, str], Upload]) -> list[Upload] | None:
+    """The styles' masks: ``null``, or a list of one upload id (or ``null``) per style, all or none set."""
+    if mask_ids is None:
+        return None
+    if not isinstance(mask_ids, list):
+        raise UsageError(f"masks: expected a list of upload ids (or nulls), one per painting, not "
+                         f"{type(mask_ids).__name__}")
+    if all(m is None for m in mask_ids):
+        return None
+    if len(mask_ids) != count:
+        raise UsageError(f"masks: expected one entry (an upload id or null) per style, {count} in all")
+    if any(m is None for m in mask_ids):
+        raise UsageError("masks: give every painting a mask, or none of them")
+    return [upload(m, f"mask {i + 1}") for i, m in enumerate(mask_ids)]
 
 
 def _found(item: Any, what: str) -> Any:

@@ -6,13 +6,16 @@ something a watcher would show changes (state, queue position, step, preview), s
 send only news. Finished pictures become :class:`StoredResult` objects: PNG bytes with the recipe
 in their metadata, addressed by unguessable ids, the oldest dropped beyond ``max_results``.
 
+Each job gets its own :class:`~impasto.cancel.CancelToken` and passes its recipe to
+``Stylizer.run``: the shared Stylizer holds only caches (the network), never a job's state. At
+most ``max_queue`` jobs wait; :meth:`JobManager.submit` raises :class:`QueueFull` beyond that.
+
 Nothing here knows about HTTP.
 """
 
 from __future__ import annotations
 
 import gc
-import inspect
 import io
 import logging
 import secrets
@@ -26,22 +29,27 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..optimize import Progress, Stylizer
-from ..errors import DivergedError, ImpastoError
+from ..cancel import CancelToken
+from ..errors import DivergedError, ImpastoError, is_out_of_memory
 from ..images import encode
+from ..optimize import Progress, Stylizer
 from ..recipe import Recipe
-from .uploads import Upload, UploadError
+from .uploads import Upload, UploadError, release_memory
 
 log = logging.getLogger("impasto.web")
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
+OUT_OF_MEMORY = "out of memory: lower the output size or the style scale, then paint again"
 
 
-def masks_supported() -> bool:
-    """Whether this engine's ``Stylizer.run`` takes per-style ``masks`` and a ``content_mask``."""
-    parameters = inspect.signature(Stylizer.run).parameters
-    return "masks" in parameters and "content_mask" in parameters
+class QueueFull(Exception):
+    """The queue already holds ``limit`` waiting jobs."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"the queue is full: {limit} jobs are already waiting (this server's limit); "
+                         "try again when one has finished, or cancel one")
+        self.limit = limit
 
 
 @dataclass
@@ -55,6 +63,11 @@ class JobRequest:
     content_mask: Upload | None = None
     style_blend: list[float] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def uploads(self) -> list[Upload]:
+        """Every upload the job reads."""
+        extra = [self.content_mask] if self.content_mask is not None else []
+        return [self.content, *self.styles, *(self.masks or []), *extra]
 
 
 @dataclass
@@ -74,7 +87,11 @@ class Job:
     result_id: str | None = None
     error: str | None = None
     revision: int = 0
-    cancel_requested: bool = False
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel.cancelled
 
 
 @dataclass
@@ -119,14 +136,19 @@ class JobManager:
     """A FIFO of jobs and the single worker thread that runs them with one shared Stylizer.
 
     ``stylizer_factory`` makes the Stylizer on first use (the VGG network is loaded once and
-    kept); ``preview_interval`` is the least time in seconds between two preview images.
+    kept); ``preview_interval`` is the least time in seconds between two preview images;
+    ``max_queue`` is the most jobs that may wait; ``release`` is called with a job's request
+    when the job ends (the server unpins its uploads there).
     """
 
     def __init__(self, *, stylizer_factory: Callable[[], Stylizer] = Stylizer, preview_interval: float = 0.3,
-                 max_jobs: int = 200, max_results: int = 32, preview_side: int = 1024):
+                 max_jobs: int = 200, max_results: int = 32, preview_side: int = 1024, max_queue: int = 8,
+                 release: Callable[[JobRequest], None] | None = None):
         self.stylizer_factory = stylizer_factory
         self.preview_interval = preview_interval
         self.max_jobs = max_jobs
+        self.max_queue = max_queue
+        self.release = release
         self.max_results = max_results
         self.preview_side = preview_side
         self._lock = threading.Lock()
@@ -156,9 +178,7 @@ class JobManager:
                 self._finish(job, CANCELLED)
             self._queue.clear()
             if self._running is not None:
-                self._running.cancel_requested = True
-                if self._stylizer is not None:
-                    self._stylizer.cancel()
+                self._running.cancel.cancel()
             self._wake.notify_all()
             thread = self._thread
         if thread is not None:
@@ -166,8 +186,11 @@ class JobManager:
 
     # -- what handlers call ---------------------------------------------------------------------
     def submit(self, request: JobRequest) -> Job:
+        """Queue a job; raises :class:`QueueFull` when ``max_queue`` jobs already wait."""
         job = Job(id=secrets.token_urlsafe(16), request=request, settings=request.settings)
         with self._lock:
+            if len(self._queue) >= self.max_queue:
+                raise QueueFull(self.max_queue)
             self._jobs[job.id] = job
             self._queue.append(job)
             self._forget_old_jobs()
@@ -186,14 +209,12 @@ class JobManager:
             job = self._jobs.get(job_id)
             if job is None or job.state in FINISHED:
                 return job
-            job.cancel_requested = True
+            job.cancel.cancel()  # a run that has not begun yet stops before its first step
             if job.state == QUEUED:
                 self._queue.remove(job)
                 self._finish(job, CANCELLED)
                 self._touch_queue()
-            else:  # running: the progress callback also stops a run that has not begun yet
-                if self._stylizer is not None:
-                    self._stylizer.cancel()
+            else:
                 self._touch(job)
             return job
 
@@ -201,12 +222,13 @@ class JobManager:
         """The job as the page sees it (JSON-ready)."""
         with self._lock:
             position = self._queue.index(job) + 1 if job.state == QUEUED else None
+            result = self._results.get(job.result_id) if job.result_id is not None else None
             ahead = None if position is None else position - 1 + (self._running is not None)
             return {"id": job.id, "state": job.state, "position": position, "ahead": ahead,
                     "cancelling": job.cancel_requested and job.state == RUNNING,
                     **job.progress, "preview_version": job.preview_version,
                     "preview": f"/api/jobs/{job.id}/preview?v={job.preview_version}" if job.preview else None,
-                    "result": self._results[job.result_id].describe() if job.result_id in self._results else None,
+                    "result": result.describe() if result is not None else None,
                     "error": job.error, "settings": job.settings, "revision": job.revision}
 
     def preview(self, job_id: str) -> bytes | None:
@@ -254,36 +276,33 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         try:
-            stylizer = self._ensure_stylizer()
-            result = self._paint(job, stylizer)
-        except DivergedError as exc:
-            self._fail(job, f"the painting diverged at step {exc.step + 1} (its loss stopped being finite); "
-                            "try a lower style strength or another preset")
-            return
-        except (ImpastoError, UploadError) as exc:
-            self._fail(job, str(exc))
-            return
-        except MemoryError:
-            self._fail(job, "ran out of memory; try a smaller output size")
-            return
-        except Exception as exc:  # a bug or a device error: say so in one line, log the traceback
-            if "out of memory" in str(exc).lower():
-                self._fail(job, "the device ran out of memory; try a smaller output size")
-            else:
-                log.exception("job %s failed", job.id)
-                first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
-                self._fail(job, f"internal error: {type(exc).__name__}: {first_line}")
-            return
-        if result is None or job.cancel_requested:
-            with self._lock:
-                self._finish(job, CANCELLED)
+            result = self._paint(job, self._ensure_stylizer())
+        except Exception as exc:  # every failure becomes the job's one-line error
+            self._fail(job, self._failure_message(job, exc))
             return
         with self._lock:
+            if result is None or job.cancel_requested:
+                self._finish(job, CANCELLED)
+                return
             self._results[result.id] = result
             while len(self._results) > self.max_results:
                 self._results.popitem(last=False)
             job.result_id = result.id
             self._finish(job, DONE)
+
+    @staticmethod
+    def _failure_message(job: Job, exc: Exception) -> str:
+        """What the page shows for a failed job: one line, in the page's terms, never internals."""
+        if is_out_of_memory(exc):  # before ImpastoError: the engine's own message names recipe fields
+            return OUT_OF_MEMORY
+        if isinstance(exc, DivergedError):
+            return (f"the painting diverged at step {exc.step + 1} (its loss stopped being finite); "
+                    "try a lower style strength or another preset")
+        if isinstance(exc, (ImpastoError, UploadError)):
+            return str(exc)
+        log.error("job %s failed", job.id, exc_info=exc)  # a bug or a device error: keep the traceback
+        first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return f"internal error: {type(exc).__name__}: {first_line}"
 
     def _ensure_stylizer(self) -> Stylizer:
         if self._stylizer is None:
@@ -296,20 +315,21 @@ class JobManager:
         assert request is not None
         recipe = request.recipe
         limit = recipe.max_pixels
-        # Inputs bigger than needed are shrunk before they become float arrays.
-        need = max(recipe.max_size, recipe.style_size or 0) * max(2.0, 2.0 * recipe.style_scale)
-        content = request.content.load(f"content image {request.content.filename!r}", limit, round(need))
-        styles = [s.load(f"style image {s.filename!r}", limit, round(need)) for s in request.styles]
+        # Inputs bigger than needed are shrunk (JPEGs decoded smaller) before they become float arrays;
+        # twice the size the engine uses leaves its own resampling something to work with.
+        photo_side = 2 * recipe.max_size
+        style_side = 2 * max(recipe.max_size, recipe.style_long_side)
+        content = request.content.load(f"content image {request.content.filename!r}", limit, photo_side)
+        styles = [s.load(f"style image {s.filename!r}", limit, style_side) for s in request.styles]
         extra: dict[str, Any] = {}
         if request.masks:
-            extra["masks"] = [m.load(f"mask {m.filename!r}", limit, round(need)) for m in request.masks]
+            extra["masks"] = [m.load(f"mask {m.filename!r}", limit, photo_side) for m in request.masks]
         if request.content_mask is not None:
             extra["content_mask"] = request.content_mask.load(
-                f"content mask {request.content_mask.filename!r}", limit, round(need))
+                f"content mask {request.content_mask.filename!r}", limit, photo_side)
         if job.cancel_requested:
             return None
-        stylizer.recipe = recipe
-        result = stylizer.run(content, styles, callback=self._watch(job, stylizer),
+        result = stylizer.run(content, styles, recipe=recipe, cancel=job.cancel, callback=self._watch(job),
                               style_blend=request.style_blend, **extra)
         del content, styles, extra
         if result.cancelled or job.cancel_requested:
@@ -332,13 +352,12 @@ class JobManager:
             job.preview_version += 1
         return stored
 
-    def _watch(self, job: Job, stylizer: Stylizer) -> Callable[[Progress], None]:
+    def _watch(self, job: Job) -> Callable[[Progress], None]:
         """The engine's progress callback for ``job``: copies numbers, makes throttled previews."""
         last_preview = [0.0]
 
         def callback(p: Progress) -> None:
-            if job.cancel_requested:  # also catches a cancel that came before run() cleared its flag
-                stylizer.cancel()
+            if job.cancel_requested:  # the run stops after this step: no more previews
                 return
             now = time.monotonic()
             image = None
@@ -358,14 +377,17 @@ class JobManager:
 
         return callback
 
-    # -- bookkeeping (call with the lock held) --------------------------------------------------
     def _fail(self, job: Job, message: str) -> None:
+        """End ``job`` as failed (or cancelled, if that was asked); takes the lock itself."""
         with self._lock:
             job.error = message
             self._finish(job, CANCELLED if job.cancel_requested else FAILED)
 
+    # -- bookkeeping (call with the lock held) --------------------------------------------------
     def _finish(self, job: Job, state: str) -> None:
         job.state, job.finished = state, time.time()
+        if job.request is not None and self.release is not None:
+            self.release(job.request)
         job.request = None
         self._touch(job)
 
@@ -384,8 +406,10 @@ class JobManager:
 
 
 def _free_memory() -> None:
-    """Give the finished job's memory back (and CUDA's cached blocks to the driver)."""
+    """Give the finished job's memory back: to the system (glibc keeps freed blocks while a run
+    goes, see :func:`impasto.device.keep_large_buffers`) and CUDA's cached blocks to the driver."""
     gc.collect()
+    release_memory()
     try:
         import torch
 

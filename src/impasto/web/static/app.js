@@ -25,10 +25,24 @@ const state = {
 // ---------------------------------------------------------------------------------------------
 // Talking to the server
 // ---------------------------------------------------------------------------------------------
+/* The XSRF cookie the page was given, echoed in a header on every request that changes something:
+   another site can make the browser send the cookie, but cannot read it to write the header. */
+function xsrfToken() {
+  const name = state.info ? state.info.xsrf_cookie : null;
+  for (const part of document.cookie.split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (name ? key === name : key.startsWith("impasto_xsrf_")) return decodeURIComponent(value.join("="));
+  }
+  return "";
+}
+
 async function api(path, options = {}) {
+  const method = (options.method || "GET").toUpperCase();
+  const headers = { ...(options.headers || {}) };
+  if (!["GET", "HEAD"].includes(method)) headers["X-XSRF-Token"] = xsrfToken();
   let response;
   try {
-    response = await fetch(path, { credentials: "same-origin", ...options });
+    response = await fetch(path, { credentials: "same-origin", ...options, headers });
   } catch (err) {
     throw new Error("cannot reach the studio server; is `impasto serve` still running?");
   }
@@ -653,7 +667,6 @@ async function init() {
     return;
   }
   const info = state.info;
-  document.body.classList.toggle("masks", info.masks);
   $("device-pill").textContent = info.device;
   $("version-pill").textContent = `v${info.version}`;
   $("max-size").min = info.limits.min_size;
