@@ -106,13 +106,13 @@ def detail(image: np.ndarray) -> float:
     return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean())
 
 
-def paint(job, frames_dir: Path, out_dir: Path, style, recipe, temporal: bool, later_steps) -> dict:
+def paint(job, frames_dir: Path, out_dir: Path, style, recipe, temporal: bool) -> dict:
     from impasto.video import FrameCache, stylize_video
 
     shutil.rmtree(out_dir, ignore_errors=True)
     records = []
     result = stylize_video(frames_dir, out_dir, style, recipe, temporal=temporal, stylizer=job,
-                           later_steps=later_steps, on_frame=records.append, resume=False)
+                           on_frame=records.append, resume=False)
     later = [r for r in records if r.index > 1]
     frames = [FrameCache(out_dir).load(i) for i in range(1, result.frames + 1)]
     return {
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--temporal-weight", type=float, default=None, help="default: the recipe's")
-    parser.add_argument("--later-steps", type=int, default=None, help="default: impasto.video.LATER_STEPS")
+    parser.add_argument("--later-steps", type=int, default=None, help="default: the preset's later_steps")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", default=str(HERE / "results" / "flicker"))
@@ -153,6 +153,8 @@ def main(argv=None) -> int:
     overrides = dict(max_size=args.size, device=args.device, seed=0)
     if args.temporal_weight is not None:
         overrides["temporal_weight"] = args.temporal_weight
+    if args.later_steps is not None:
+        overrides["later_steps"] = args.later_steps
     recipe = Recipe.from_preset(args.preset, **overrides)
     job = VideoStylizer(recipe)
     style = style_image()
@@ -160,7 +162,7 @@ def main(argv=None) -> int:
     clips = {"synthetic": synthetic_clip, "pan": pan_clip}
     names = list(clips) if args.clip == "both" else [args.clip]
     report = {"preset": args.preset, "size": args.size, "frames": args.frames,
-              "temporal_weight": recipe.temporal_weight, "later_steps": args.later_steps, "clips": {}}
+              "temporal_weight": recipe.temporal_weight, "later_steps": recipe.frame_steps, "clips": {}}
     print(f"preset {args.preset}, {args.size} px, {args.frames} frames, temporal weight {recipe.temporal_weight:g}, "
           f"device {args.device}, torch threads {torch.get_num_threads()}")
     for name in names:
@@ -175,8 +177,8 @@ def main(argv=None) -> int:
             Image.fromarray((np.clip(frame, 0, 1) * 255 + 0.5).astype(np.uint8)).save(source / f"{i:04d}.png")
         floor = flow.flicker(frames, frames)
         started = time.perf_counter()
-        independent = paint(job, source, out_root / name / "independent", style, recipe, False, args.later_steps)
-        temporal = paint(job, source, out_root / name / "temporal", style, recipe, True, args.later_steps)
+        independent = paint(job, source, out_root / name / "independent", style, recipe, False)
+        temporal = paint(job, source, out_root / name / "temporal", style, recipe, True)
         ratio = independent["flicker"] / temporal["flicker"]
         w, h = frames[0].shape[1], frames[0].shape[0]
         print(f"\n{name} clip ({w}x{h}), input's own warping error {floor:.2e}; {time.perf_counter() - started:.0f} s")

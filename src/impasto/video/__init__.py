@@ -5,12 +5,30 @@
 """
 
 from .framecache import FrameCache
-from .io import (DEFAULT_FPS, FRAME_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, _fps_fraction, ffmpeg_exe, frame_files,
-                 probe, probe_streams, read_frames)
-from .stylizer import FrameProgress, FrameReporter, VideoResult, VideoStylizer, later_frame_recipe, stylize_video
+from .io import (
+    DEFAULT_FPS,
+    FRAME_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoInfo,
+    _fps_fraction,
+    ffmpeg_exe,
+    frame_files,
+    probe,
+    probe_streams,
+    read_frames,
+)
+from .stylizer import (
+    FrameProgress,
+    FrameReporter,
+    Interrupted,
+    VideoResult,
+    VideoStylizer,
+    later_frame_recipe,
+    stylize_video,
+)
 
 __all__ = [
-    "DEFAULT_FPS", "FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "FrameCache", "FrameProgress", "FrameReporter", "VideoInfo",
-    "VideoResult", "VideoStylizer", "_fps_fraction", "ffmpeg_exe", "frame_files", "later_frame_recipe", "probe",
-    "probe_streams", "read_frames", "stylize_video",
+    "DEFAULT_FPS", "FRAME_EXTENSIONS", "VIDEO_EXTENSIONS", "FrameCache", "FrameProgress", "FrameReporter",
+    "Interrupted", "VideoInfo", "VideoResult", "VideoStylizer", "_fps_fraction", "ffmpeg_exe", "frame_files",
+    "later_frame_recipe", "probe", "probe_streams", "read_frames", "stylize_video",
 ]

@@ -1,9 +1,14 @@
-"""The resumable frame cache of a video run: finished frames and the settings that made them.
+"""The resumable frame cache of a video run: finished frames, the settings that made them, and
+the output they are delivered to (:func:`plan_target`).
 
 A cache folder holds ``frame_000001.png …`` and a manifest ``impasto-video.json``. The manifest
-records a *key*: the recipe (less the fields that do not change pixels), digests of the style
-images and a cheap identity of the source. A rerun whose key matches continues after the last
-finished frame; any other run clears the folder first, so stale frames are never reused.
+records a *key*: the recipe (less the fields marked pixel-neutral, see
+:func:`impasto.recipe.pixel_neutral_fields`, and the seed), digests of the style images and a
+cheap identity of the source, and the seed the frames were painted with. A rerun whose key
+matches continues after the last finished frame, with the stored seed (a recipe that names
+another seed starts afresh); any other run clears the folder first, so stale frames are never
+reused. A run stopped by ``max_frames`` also records the preview video it wrote (``preview``:
+path and sha256), which the run that continues it may replace.
 """
 
 from __future__ import annotations
@@ -12,21 +17,23 @@ import hashlib
 import json
 import os
 import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ImageError
-from ..images import flatten, load_image, save_image, write_atomic
-from ..recipe import Recipe
-from .io import FRAME_NAME, VideoInfo
+from .._version import __version__
+from ..errors import ImageError, UsageError
+from ..images import LoadedImage, flatten, load_image, save_image, write_atomic
+from ..recipe import Recipe, pixel_neutral_fields
+from .io import FRAME_NAME, VideoInfo, output_kind
 
 MANIFEST_NAME = "impasto-video.json"
 CACHE_FORMAT = "impasto-video-cache/1"
-#: Recipe fields that do not change a frame's pixels (or only by rounding) and so do not
-#: invalidate cached frames.
-VOLATILE_FIELDS = ("log_every", "save_every", "device", "precision", "max_pixels", "seed")
 
 
 class FrameCache:
@@ -38,6 +45,7 @@ class FrameCache:
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
+        self._manifest: dict[str, Any] = {}
 
     @property
     def manifest_path(self) -> Path:
@@ -52,6 +60,17 @@ class FrameCache:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ImageError(f"frame cache {str(self.folder)!r}: cannot be created ({exc.strerror or exc})") from None
+
+    def begin(self, **manifest: Any) -> None:
+        """Create the folder and write a job's manifest (its ``key``, ``seed``, ``settings`` …)."""
+        self.create()
+        self._manifest = {"format": CACHE_FORMAT, **manifest}
+        self.record()
+
+    def record(self, **changes: Any) -> None:
+        """Update the manifest that :meth:`begin` wrote (``frames_done`` …)."""
+        self._manifest.update(changes, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        self.write_manifest(self._manifest)
 
     def manifest(self) -> dict[str, Any] | None:
         try:
@@ -90,11 +109,71 @@ class FrameCache:
         except OSError:
             pass
 
+    def preview_record(self, output: Path) -> dict[str, Any] | None:
+        """The manifest's record of ``output`` if it is the unchanged preview a ``max_frames`` run wrote."""
+        manifest = self.manifest()
+        record = manifest.get("preview") if manifest is not None else None
+        if not isinstance(record, dict) or not output.is_file():
+            return None
+        same_place = Path(str(record.get("output"))).resolve() == output.resolve()
+        return record if same_place and record.get("sha256") == file_sha256(output) else None
+
+    def preview_of(self, output: Path) -> dict[str, str]:
+        """What :meth:`preview_record` later recognises ``output`` by."""
+        return {"output": str(output.resolve()), "sha256": file_sha256(output)}
+
     def load(self, index: int) -> np.ndarray:
         return flatten(load_image(self.frame_path(index), what=f"cached frame {index}"))
 
     def save(self, index: int, rgb: np.ndarray) -> Path:
         return save_image(rgb, self.frame_path(index))
+
+
+@dataclass
+class Target:
+    """Where a video job's frames go: the output, its frame cache, and what may be replaced."""
+
+    kind: str  # "video" (a file) or "frames" (a folder, its own cache)
+    path: Path
+    cache: FrameCache
+    keep_cache: bool
+    preview: dict[str, Any] | None  # the manifest's record of a preview the output still is
+
+
+def plan_target(output: str | os.PathLike, info: VideoInfo, cache_dir: str | os.PathLike | None, overwrite: bool,
+                keep_cache: bool | None) -> Target:
+    """Check the output before any work and find its cache (a folder output is its own)."""
+    kind = output_kind(output)
+    out = Path(output)
+    if _same_path(out, info.path):
+        raise UsageError(f"output {str(out)!r}: is the input; choose another name")
+    preview = None
+    if kind == "frames":
+        if cache_dir is not None and not _same_path(Path(cache_dir), out):
+            raise UsageError(f"cache {str(cache_dir)!r}: a folder output keeps its own frames; "
+                             "leave the cache folder out")
+        cache = FrameCache(out)
+        if out.is_dir() and not overwrite and cache.manifest() is None and any(out.iterdir()):
+            raise UsageError(f"output {str(out)!r}: the folder is not empty and holds no impasto video; "
+                             "choose an empty folder or use --force")
+    else:
+        cache = FrameCache(cache_dir if cache_dir is not None else f"{out}.frames")
+        if out.is_dir():
+            raise UsageError(f"output {str(out)!r}: is a folder; a video file name was expected")
+        preview = cache.preview_record(out)
+        if out.exists() and not overwrite and preview is None:
+            raise UsageError(f"output {str(out)!r}: already exists (overwrite it with --force)")
+        if not out.parent.is_dir():
+            raise ImageError(f"output {str(out)!r}: the folder {str(out.parent)!r} does not exist")
+    keep = keep_cache if keep_cache is not None else cache_dir is not None or kind == "frames"
+    return Target(kind=kind, path=out, cache=cache, keep_cache=keep, preview=preview)
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 def digest(array: np.ndarray | None) -> str | None:
@@ -121,8 +200,73 @@ def source_identity(info: VideoInfo) -> dict[str, Any]:
     return {"kind": "video", "bytes": size, "digest": digest.hexdigest()[:16]}
 
 
+def frame_settings(first: Recipe, later: Recipe, *, temporal: bool, flow_method: str, size: tuple[int, int],
+                   styles: Sequence[LoadedImage], style_blend: Sequence[float] | None,
+                   info: VideoInfo) -> dict[str, Any]:
+    """Everything the frames' pixels depend on: the recipes of the first and later frames, the
+    flow, the size, the styles' digests and the source's identity (see :func:`settings_key`)."""
+    return {
+        "impasto": __version__, "recipe": recipe_key(first), "later": recipe_key(later), "temporal": bool(temporal),
+        "flow": flow_method, "size": list(size), "styles": [[digest(s.rgb), digest(s.alpha)] for s in styles],
+        "style_blend": None if style_blend is None else [float(w) for w in style_blend],
+        "source": source_identity(info),
+    }
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    """The manifest's key of :func:`frame_settings`: frames are continued only under the same key."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def recipe_key(recipe: Recipe) -> dict[str, Any]:
-    data = recipe.to_dict()
-    for name in VOLATILE_FIELDS:
-        data.pop(name, None)
-    return data
+    """The recipe as far as it decides the frames' pixels: less the pixel-neutral fields and the
+    seed, which the manifest keeps on its own (see :func:`why_not_resumable`)."""
+    left_out = {*pixel_neutral_fields(), "seed"}
+    return {name: value for name, value in recipe.to_dict().items() if name not in left_out}
+
+
+def resume_point(target: Target, key: str, seed: int | None, *, resume: bool, overwrite: bool,
+                 note: Callable[[str], None]) -> tuple[int, int]:
+    """How many cached frames a job continues from, and the seed of its frames: the cache's when it
+    continues them (a rerun without a seed keeps the one drawn first), else ``seed`` or a new one.
+
+    Frames that cannot be continued are removed (``note`` says why); a preview that a
+    ``max_frames`` run wrote is then no longer replaced without ``overwrite``.
+    """
+    cache = target.cache
+    manifest = cache.manifest()
+    why = why_not_resumable(manifest, key, seed, resume)
+    if why is None and manifest is not None:
+        stored = manifest.get("seed")
+        return cache.completed(), stored if isinstance(stored, int) else secrets.randbelow(2**31)
+    if target.preview is not None and not overwrite:
+        raise UsageError(f"output {str(target.path)!r}: already exists (a preview whose frames cannot be "
+                         f"continued: {why}; overwrite it with --force)")
+    stale = len(cache.frame_files())
+    if stale:
+        note(f"removing {stale} frame(s) from {cache.folder}: {why}")
+    cache.clear()
+    return 0, seed if seed is not None else secrets.randbelow(2**31)
+
+
+def why_not_resumable(manifest: dict[str, Any] | None, key: str, seed: int | None, resume: bool) -> str | None:
+    """Why the frames of a cache with ``manifest`` cannot be continued by a run with settings ``key``
+    and recipe seed ``seed`` (None: they can; a run without a seed continues with the cache's)."""
+    if manifest is None:
+        return "their settings are unknown"
+    if manifest.get("key") != key:
+        return "they were made with other settings"
+    if seed is not None and manifest.get("seed") != seed:
+        return f"they were made with seed {manifest.get('seed')}, not {seed}"
+    if not resume:
+        return "not resuming"
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -145,7 +145,7 @@ def probe(source: str | os.PathLike, *, fps: float | Fraction | None = None) -> 
     return VideoInfo(path=path, kind="video", fps=rate, frames=frames, audio=streams["audio"])
 
 
-def read_frames(info: VideoInfo) -> Iterator[np.ndarray]:
+def read_frames(info: VideoInfo) -> Generator[np.ndarray, None, None]:
     """The frames of a source, one at a time: ``(H, W, 3)`` float32 RGB in [0, 1].
 
     A folder's frames are read with :func:`impasto.images.load_image` (transparency is
@@ -217,6 +217,7 @@ def encode_video(frames: Sequence[str | os.PathLike], output: str | os.PathLike,
                 *_video_codec_args(suffix), "-r", str(fps), str(silent)]
         with open(tmp_dir / "ffmpeg.log", "wb") as log:
             proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+            assert proc.stdin is not None  # stdin=PIPE
             try:
                 for path in frames:
                     rgb = flatten(load_image(path, what="stylized frame"))

@@ -7,13 +7,15 @@ painted frame by frame with one :class:`~impasto.optimize.engine.Stylizer`:
 * every later frame starts from the previous *stylized* frame carried onto it by the optical
   flow of the *content* (:mod:`impasto.flow`), and a temporal loss keeps it close to that warped
   image wherever the flow is trustworthy (the forward–backward consistency mask). Such a frame
-  needs no coarse-to-fine schedule: it is optimized at the output size only, for
-  ``later_steps`` steps (see :func:`later_frame_recipe`).
+  needs no coarse-to-fine schedule: it is optimized at the output size only, for the recipe's
+  ``frame_steps`` (see :func:`later_frame_recipe`).
 
 Finished frames go to a cache folder as PNG files with a JSON manifest of the settings; a rerun
 with the same settings continues after the last finished frame, and a run with other settings
 starts afresh instead of reusing stale frames. At the end the frames are encoded at the
-source's frame rate with the source's audio muxed back, or left as a folder of PNG files.
+source's frame rate with the source's audio muxed back, or left as a folder of PNG files. The
+cache of a video file goes once the whole video is written; a run stopped early (Ctrl-C, a
+crash, ``max_frames``) keeps it for the next run to continue.
 
 The engine knows nothing of any of this; everything video lives in :mod:`impasto.video`: this
 module, :mod:`impasto.video.io` (probing, decoding and encoding with ffmpeg) and
@@ -22,15 +24,13 @@ module, :mod:`impasto.video.io` (probing, decoding and encoding with ffmpeg) and
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
 import math
 import os
-import secrets
 import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,35 +41,30 @@ import numpy as np
 
 from .. import colour
 from .. import flow as flows
-from .._version import __version__
-from ..optimize.engine import ProgressCallback, Stylizer
-from ..errors import ImageError, UsageError
-from .framecache import CACHE_FORMAT, FrameCache, digest, recipe_key, source_identity
-from ..images import ImageSource, LoadedImage, fit, load_image, resize
+from ..cancel import CancelToken
+from ..errors import ImageError, UsageError, field_error
+from ..images import ImageSource, LoadedImage, load_image, resize
+from ..optimize.engine import ProgressCallback, Result, Stylizer
 from ..recipe import Recipe
 from ..reporting import LineReporter
+from .framecache import FrameCache, Target, frame_settings, plan_target, resume_point, settings_key
+from .io import VideoInfo, encode_video, probe, read_frames
 
-from .io import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, encode_video, frame_files, output_kind, probe, read_frames
 
 # ---------------------------------------------------------------------------------------------
 # Recipes for the frames
 # ---------------------------------------------------------------------------------------------
-#: Steps for a frame that starts from the previous result, for each preset (others: 12). At
-#: 512 px such a frame costs about what the preset's still image costs (whose steps are mostly
-#: at coarse scales); fewer steps leave disoccluded regions less painted, more add little.
-LATER_STEPS = {"fast": 5, "balanced": 12, "quality": 40, "reference": 200}
-
-
-def later_frame_recipe(recipe: Recipe, steps: int | None = None) -> Recipe:
+def later_frame_recipe(recipe: Recipe) -> Recipe:
     """The recipe of every frame after the first when frames follow each other.
 
     Such a frame starts from the previous stylized frame, warped, which already carries the
     style: it is optimized at the output size only (no coarse-to-fine schedule, whose coarse
-    scales would blur the carried detail away) for ``steps`` steps (default
-    :data:`LATER_STEPS` of the recipe's preset).
+    scales would blur the carried detail away) for ``recipe.frame_steps`` steps (its
+    ``later_steps``: each preset sets them, in proportion to a changed ``steps``). At 512 px such
+    a frame costs about what the preset's still image costs (whose steps are mostly at coarse
+    scales); fewer steps leave disoccluded regions less painted, more add little.
     """
-    steps = steps if steps is not None else LATER_STEPS.get(recipe.preset, 12)
-    return recipe.replace(min_size=None, scale_steps=None, step_decay=1.0, steps=steps)
+    return recipe.replace(min_size=None, scale_steps=None, step_decay=1.0, steps=recipe.frame_steps)
 
 
 def _fixed_size(recipe: Recipe, size: tuple[int, int]) -> Recipe:
@@ -115,6 +110,8 @@ class VideoResult:
     """The outcome of :func:`stylize_video`.
 
     ``output`` is None when the run was cancelled (the finished frames stay in ``cache_dir``).
+    ``partial`` is True when ``max_frames`` stopped it before the source's end: the output is a
+    preview, and the frames stay in ``cache_dir`` for a run without ``max_frames`` to continue.
     ``flicker`` is the mean warping error over all consecutive frame pairs (None for one frame).
     """
 
@@ -127,12 +124,17 @@ class VideoResult:
     audio: bool
     elapsed: float
     cancelled: bool
+    partial: bool
     cache_dir: Path
     flicker: float | None
     warping_errors: list[float]
     seconds_per_frame: float | None
     notes: list[str]
     recipe: Recipe
+
+
+FrameCallback = Callable[[FrameProgress], None]
+MessageCallback = Callable[[str], None]
 
 
 class FrameReporter(LineReporter):
@@ -166,7 +168,6 @@ class FrameReporter(LineReporter):
                        + ("" if p.eta is None else f"  ETA {_duration(p.eta)}"), file=self.stream)
 
 
-
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
@@ -179,49 +180,86 @@ def _duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------
 # The job
 # ---------------------------------------------------------------------------------------------
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a video: the ``frames`` finished so far stay in ``cache_dir``, and a rerun continues."""
+
+    def __init__(self, cache_dir: Path, frames: int):
+        kept = f"{frames} finished frame(s) are kept in {cache_dir}" if frames else "no frame was finished yet"
+        super().__init__(f"{kept}; run the same command again to continue")
+        self.cache_dir, self.frames = cache_dir, frames
 
 
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
+def _check_options(max_frames: Any, fps: Any, flow_method: str) -> None:
+    if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1):
+        raise field_error("max_frames", f"{max_frames!r} must be a whole number of at least 1")
+    if fps is not None and (not isinstance(fps, (int, float, Fraction)) or not fps > 0 or not math.isfinite(fps)):
+        raise field_error("fps", f"{fps!r} must be a positive number")
+    if flow_method not in flows.FLOW_METHODS:
+        raise UsageError(f"flow method: unknown {flow_method!r}; choose from {', '.join(flows.FLOW_METHODS)}")
+
+
+def _load_styles(styles: ImageSource | LoadedImage | Sequence, max_pixels: int) -> list[LoadedImage]:
+    if isinstance(styles, (str, bytes, os.PathLike)) or not isinstance(styles, Sequence):
+        styles = [styles]
+    if not styles:
+        raise UsageError("at least one style image is needed")
+    return [s if isinstance(s, LoadedImage) else load_image(
+        s, what=f"style image {i + 1}" if len(styles) > 1 else "style image", max_pixels=max_pixels)
+        for i, s in enumerate(styles)]
 
 
 class VideoStylizer:
-    """Paints videos frame by frame; :meth:`cancel` stops a running job (from any thread).
+    """Paints videos frame by frame, keeping one :class:`~impasto.optimize.engine.Stylizer` (and so
+    the VGG network) for all frames and all jobs.
 
-    One instance keeps one :class:`~impasto.optimize.engine.Stylizer` (and so the VGG network) for all
-    frames and all jobs.
+    Each :meth:`run` gets its own recipe and cancel token; the instance keeps only ``recipe``, the
+    default for runs given none, and the network cache. :meth:`cancel` cancels the token of the
+    video running now (or of the next one, when none is running) unless that run was given a token
+    of its own; videos run in parallel on one instance should each be given one.
     """
 
     def __init__(self, recipe: Recipe | None = None, *, stylizer: Stylizer | None = None):
-        self.recipe = recipe or Recipe()
-        self.stylizer = stylizer or Stylizer(self.recipe)
-        self._cancel = threading.Event()
+        self._recipe = recipe or Recipe()
+        self.stylizer = stylizer or Stylizer(self._recipe)
+        self._token = CancelToken()
+
+    @property
+    def recipe(self) -> Recipe:
+        """The recipe of runs given none (read-only)."""
+        return self._recipe
 
     def cancel(self) -> None:
         """Stop after the current optimization step; finished frames stay in the cache."""
-        self._cancel.set()
-        self.stylizer.cancel()
+        self._token.cancel()
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._token.cancelled
 
     def run(self, source: str | os.PathLike, output: str | os.PathLike,
-            styles: ImageSource | LoadedImage | Sequence, *, style_blend: Sequence[float] | None = None,
-            temporal: bool = True, later_steps: int | None = None, cache_dir: str | os.PathLike | None = None,
-            resume: bool = True, keep_cache: bool | None = None, overwrite: bool = False,
-            max_frames: int | None = None, fps: float | Fraction | None = None, flow_method: str = "dis",
-            on_frame: Callable[[FrameProgress], None] | None = None, callback: ProgressCallback | None = None,
-            on_message: Callable[[str], None] | None = None) -> VideoResult:
+            styles: ImageSource | LoadedImage | Sequence, *, recipe: Recipe | None = None,
+            cancel: CancelToken | None = None, style_blend: Sequence[float] | None = None, temporal: bool = True,
+            cache_dir: str | os.PathLike | None = None, resume: bool = True, keep_cache: bool | None = None,
+            overwrite: bool = False, max_frames: int | None = None, fps: float | Fraction | None = None,
+            flow_method: str = "dis", on_frame: FrameCallback | None = None,
+            callback: ProgressCallback | None = None, on_message: MessageCallback | None = None) -> VideoResult:
         """See :func:`stylize_video`."""
+        token = cancel or self._token
+        try:
+            return self._run(source, output, styles, recipe or self._recipe, token, style_blend=style_blend,
+                             temporal=temporal, cache_dir=cache_dir, resume=resume, keep_cache=keep_cache,
+                             overwrite=overwrite, max_frames=max_frames, fps=fps, flow_method=flow_method,
+                             on_frame=on_frame, callback=callback, on_message=on_message)
+        finally:
+            if token is self._token:  # the next video gets a fresh token
+                self._token = CancelToken()
+
+    def _run(self, source: str | os.PathLike, output: str | os.PathLike, styles: ImageSource | LoadedImage | Sequence,
+             recipe: Recipe, token: CancelToken, *, style_blend: Sequence[float] | None, temporal: bool,
+             cache_dir: str | os.PathLike | None, resume: bool, keep_cache: bool | None, overwrite: bool,
+             max_frames: int | None, fps: float | Fraction | None, flow_method: str, on_frame: FrameCallback | None,
+             callback: ProgressCallback | None, on_message: MessageCallback | None) -> VideoResult:
         started = time.perf_counter()
-        self._cancel.clear()
-        recipe = self.recipe
         notes: list[str] = []
 
         def note(text: str) -> None:
@@ -229,47 +267,12 @@ class VideoStylizer:
             if on_message is not None:
                 on_message(text)
 
-        if max_frames is not None and not _whole(max_frames):
-            raise UsageError(f"max_frames: {max_frames!r} must be a whole number of at least 1")
-        if fps is not None and (not isinstance(fps, (int, float, Fraction)) or not fps > 0 or not math.isfinite(fps)):
-            raise UsageError(f"fps: {fps!r} must be a positive number")
-        if flow_method not in flows.FLOW_METHODS:
-            raise UsageError(f"flow method: unknown {flow_method!r}; choose from {', '.join(flows.FLOW_METHODS)}")
-        if later_steps is not None and not _whole(later_steps):
-            raise UsageError(f"later_steps: {later_steps!r} must be a whole number of at least 1")
-        kind = output_kind(output)
-        out = Path(output)
+        _check_options(max_frames, fps, flow_method)
         info = probe(source, fps=fps)
-        if _same_path(out, info.path):
-            raise UsageError(f"output {str(out)!r}: is the input; choose another name")
-        if kind == "video":
-            if out.is_dir():
-                raise UsageError(f"output {str(out)!r}: is a folder; a video file name was expected")
-            if out.exists() and not overwrite:
-                raise UsageError(f"output {str(out)!r}: already exists (overwrite it with --force)")
-            if not out.parent.is_dir():
-                raise ImageError(f"output {str(out)!r}: the folder {str(out.parent)!r} does not exist")
-        explicit_cache = cache_dir is not None
-        if kind == "frames":
-            if explicit_cache and not _same_path(Path(cache_dir), out):
-                raise UsageError(f"cache {str(cache_dir)!r}: a folder output keeps its own frames; "
-                                 "leave the cache folder out")
-            if out.is_dir() and not overwrite and FrameCache(out).manifest() is None and any(out.iterdir()):
-                raise UsageError(f"output {str(out)!r}: the folder is not empty and holds no impasto video; "
-                                 "choose an empty folder or use --force")
-        cache = FrameCache(out if kind == "frames" else (cache_dir if explicit_cache else f"{out}.frames"))
-        if keep_cache is None:
-            keep_cache = explicit_cache or kind == "frames"
-
-        # The styles, loaded once; the first frame fixes the output size.
-        if isinstance(styles, (str, bytes, os.PathLike)) or not isinstance(styles, Sequence):
-            styles = [styles]
-        if not styles:
-            raise UsageError("at least one style image is needed")
-        style_images = [s if isinstance(s, LoadedImage) else load_image(
-            s, what=f"style image {i + 1}" if len(styles) > 1 else "style image", max_pixels=recipe.max_pixels)
-            for i, s in enumerate(styles)]
-        fitting = dict(max_size=recipe.max_size, size=recipe.size, square=recipe.square, aspect=recipe.aspect)
+        target = plan_target(output, info, cache_dir, overwrite, keep_cache)
+        cache = target.cache
+        style_images = _load_styles(styles, recipe.max_pixels)
+        fitting = recipe.fitting()
 
         frames = read_frames(info)
         total = info.frames if max_frames is None else (min(info.frames, max_frames) if info.frames else max_frames)
@@ -278,104 +281,91 @@ class VideoStylizer:
                 first = next(frames)
             except StopIteration:
                 raise ImageError(f"video {str(info.path)!r}: has no frames") from None
-            fitted = fit(LoadedImage(rgb=first), **fitting).rgb
+            fitted = fitting.apply(LoadedImage(rgb=first)).rgb
             size = (fitted.shape[1], fitted.shape[0])
             if min(size) < 32:
                 raise ImageError(f"video {str(info.path)!r}: frames of {size[0]}x{size[1]} are too small; "
                                  "each side needs at least 32 px")
 
             first_recipe = _fixed_size(recipe, size)
-            next_recipe = later_frame_recipe(first_recipe, later_steps) if temporal else first_recipe
-            settings = {
-                "impasto": __version__, "recipe": recipe_key(first_recipe), "later": recipe_key(next_recipe),
-                "temporal": bool(temporal), "flow": flow_method, "size": list(size),
-                "styles": [[digest(s.rgb), digest(s.alpha)] for s in style_images],
-                "style_blend": None if style_blend is None else [float(w) for w in style_blend],
-                "source": source_identity(info),
-            }
-            key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
-            manifest = cache.manifest()
-            done, seed = 0, None
-            if resume and manifest is not None and manifest.get("key") == key:
-                done, seed = cache.completed(), manifest.get("seed")
-            else:
-                stale = len(cache.frame_files())
-                if stale:
-                    why = ("not resuming" if manifest is not None and manifest.get("key") == key
-                           else "they were made with other settings" if manifest is not None
-                           else "their settings are unknown")
-                    note(f"removing {stale} frame(s) from {cache.folder}: {why}")
-                cache.clear()
-            if recipe.seed is not None:
-                seed = recipe.seed
-            elif not isinstance(seed, int):
-                seed = secrets.randbelow(2**31)
+            next_recipe = later_frame_recipe(first_recipe) if temporal else first_recipe
+            settings = frame_settings(first_recipe, next_recipe, temporal=temporal, flow_method=flow_method,
+                                      size=size, styles=style_images, style_blend=style_blend, info=info)
+            key = settings_key(settings)
+            done, seed = resume_point(target, key, recipe.seed, resume=resume, overwrite=overwrite, note=note)
             first_recipe, next_recipe = first_recipe.replace(seed=seed), next_recipe.replace(seed=seed)
             if total is not None:
                 done = min(done, total)
             if done:
                 note(f"resuming: {done} finished frame(s) found in {cache.folder}")
-            cache.create()
-            manifest = {"format": CACHE_FORMAT, "key": key, "seed": seed, "settings": settings,
-                        "fps": str(info.fps), "frames_done": done, "source": str(info.path),
-                        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-            cache.write_manifest(manifest)
+            cache.begin(key=key, seed=seed, settings=settings, fps=str(info.fps), frames_done=done,
+                        source=str(info.path), **({"preview": target.preview} if target.preview else {}))
+            loop = _FrameLoop(self.stylizer, token, cache, style_images, style_blend, first_recipe, next_recipe,
+                              temporal, flow_method, total, done, started, on_frame, callback)
 
-            loop = _FrameLoop(self, cache, style_images, style_blend, first_recipe, next_recipe, temporal,
-                              flow_method, total, done, started, on_frame, callback)
-            index = 0
-            frame = first
-            while True:
-                index += 1
-                content = fitted if index == 1 else fit(LoadedImage(rgb=frame), **fitting).rgb
-                if content.shape[:2] != (size[1], size[0]):
-                    content = resize(content, size)
-                if not loop.frame(index, content):
-                    break
-                if index > done:
-                    manifest.update(frames_done=index, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-                    cache.write_manifest(manifest)
-                if max_frames is not None and index >= max_frames:
-                    break
-                if self.cancelled:
-                    break
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    break
+            def prepared(frame: np.ndarray) -> np.ndarray:
+                content = fitting.apply(LoadedImage(rgb=frame)).rgb
+                return content if content.shape[:2] == (size[1], size[0]) else resize(content, size)
 
-        count = index if not loop.cancelled else index - 1
+            try:
+                partial = loop.paint(itertools.chain([fitted], map(prepared, frames)), max_frames)
+            except KeyboardInterrupt:
+                raise Interrupted(cache.folder, loop.finished) from None
+
+        count = loop.finished
         written: Path | None = None
         audio = False
-        if not loop.cancelled and not self.cancelled:
-            paths = [cache.frame_path(i) for i in range(1, count + 1)]
-            if kind == "video":
-                audio = encode_video(paths, out, info.fps, audio_from=info.path if info.audio else None)
-                if info.audio and not audio:
-                    note("the source's audio could not be kept")
-            written = out
-            manifest.update(complete=True, frames_done=count)
-            cache.write_manifest(manifest)
-            if not keep_cache:
-                cache.remove()
+        if not loop.cancelled and not token.cancelled:
+            audio = _deliver(target, info, loop, partial, note)
+            written = target.path
         errors = loop.warping_errors
         computed = loop.computed
         return VideoResult(
             output=written, frames=count, computed=computed, reused=count - computed if count else 0,
             fps=info.fps, size=size, audio=audio, elapsed=time.perf_counter() - started,
-            cancelled=written is None, cache_dir=cache.folder,
+            cancelled=written is None, partial=partial and written is not None, cache_dir=cache.folder,
             flicker=float(np.mean(errors)) if errors else None, warping_errors=errors,
             seconds_per_frame=(sum(loop.durations) / len(loop.durations)) if loop.durations else None,
             notes=notes, recipe=first_recipe)
 
 
+def _deliver(target: Target, info: VideoInfo, loop: _FrameLoop, partial: bool,
+             note: MessageCallback) -> bool:
+    """Write the output from the cached frames; keep the cache for a later run where one will want it.
+
+    A ``partial`` run (stopped by ``max_frames`` before the source's end) writes a preview and keeps
+    its frames (and, for a video, the preview's sha256, so the full run may replace it without
+    ``overwrite``). Returns whether audio was written.
+    """
+    cache, count = target.cache, loop.finished
+    audio = False
+    if target.kind == "video":
+        if target.preview is not None:
+            note(f"replacing the preview {target.path} that an earlier --max-frames run wrote")
+        paths = [cache.frame_path(i) for i in range(1, count + 1)]
+        audio = encode_video(paths, target.path, info.fps, audio_from=info.path if info.audio else None)
+        if info.audio and not audio:
+            note("the source's audio could not be kept")
+    if partial:
+        preview = cache.preview_of(target.path) if target.kind == "video" else None
+        cache.record(frames_done=count, complete=False, preview=preview)
+        note(f"the first {count} frame(s) stay in {cache.folder}: run again without --max-frames to paint the rest")
+        return audio
+    cache.record(frames_done=count, complete=True, preview=None)
+    if not target.keep_cache:
+        cache.remove()
+    return audio
+
+
 class _FrameLoop:
     """The per-frame work of one job: stylize (or take from the cache), measure, report."""
 
-    def __init__(self, owner: VideoStylizer, cache: FrameCache, styles: list[LoadedImage], blend,
-                 first_recipe: Recipe, next_recipe: Recipe, temporal: bool, flow_method: str,
-                 total: int | None, done: int, started: float, on_frame, callback):
-        self.owner, self.cache, self.styles, self.blend = owner, cache, styles, blend
+    def __init__(self, stylizer: Stylizer, token: CancelToken, cache: FrameCache, styles: list[LoadedImage],
+                 blend: Sequence[float] | None, first_recipe: Recipe, next_recipe: Recipe, temporal: bool,
+                 flow_method: str, total: int | None, done: int, started: float, on_frame: FrameCallback | None,
+                 callback: ProgressCallback | None):
+        self.stylizer, self.token, self.cache = stylizer, token, cache
+        self.styles, self.blend = styles, blend
         self.first_recipe, self.next_recipe = first_recipe, next_recipe
         self.temporal, self.flow_method = temporal, flow_method
         self.total, self.done, self.started = total, done, started
@@ -386,33 +376,48 @@ class _FrameLoop:
         self.durations: list[float] = []  # computed frames after the first
         self.first_duration: float | None = None
         self.computed = 0
+        self.finished = 0  # frames 1 … finished are in the cache
         self.cancelled = False
+
+    def paint(self, contents: Iterable[np.ndarray], max_frames: int | None) -> bool:
+        """Handle the fitted frames in order until the end, a cancel or ``max_frames``.
+
+        Returns True when ``max_frames`` stopped it before the source's end (a partial run).
+        """
+        for index, content in enumerate(contents, start=1):
+            if max_frames is not None and index > max_frames:
+                return True
+            if not self.frame(index, content):
+                break
+        return False
 
     def frame(self, index: int, content: np.ndarray) -> bool:
         """Handle frame ``index`` (1-based) of ``content`` (H, W, 3); False if cancelled."""
+        cached = index <= self.done
+        if not cached and self.token.cancelled:
+            self.cancelled = True
+            return False
         began = time.perf_counter()
         grey = flows.to_grey(content)
         guide = None
         if self.previous_grey is not None:
             guide = flows.temporal_guide(grey, self.previous_grey, self.flow_method)
-        cached = index <= self.done
         steps, losses = 0, {}
         if cached:
             styled = self.cache.load(index)
         else:
-            if self.owner.cancelled:
-                self.cancelled = True
-                return False
             result = self._stylize(index, content, guide)
-            if result.cancelled or self.owner.cancelled:
+            if result.cancelled or self.token.cancelled:
                 self.cancelled = True
                 return False
             styled = _quantize(result.image)
             self.cache.save(index, styled)
+            self.cache.record(frames_done=index)
             steps, losses = result.steps, result.losses
             self.computed += 1
+        self.finished = index
         error = trusted = None
-        if guide is not None:
+        if guide is not None and self.previous_styled is not None:
             to_previous, mask = guide
             error = flows.warping_error(self.previous_styled, styled, to_previous, mask)
             trusted = float(mask.mean())
@@ -440,12 +445,11 @@ class _FrameLoop:
         per_frame = (sum(self.durations) / len(self.durations)) if self.durations else self.first_duration
         return None if per_frame is None else left * per_frame
 
-    def _stylize(self, index: int, content: np.ndarray, guide):
-        stylizer = self.owner.stylizer
+    def _stylize(self, index: int, content: np.ndarray, guide: tuple[np.ndarray, np.ndarray] | None) -> Result:
         photo = LoadedImage(rgb=content, name=f"frame {index}")
-        if index == 1 or not self.temporal or self.previous_styled is None:
-            stylizer.recipe = self.first_recipe
-            return stylizer.run(photo, self.styles, callback=self.callback, style_blend=self.blend)
+        if index == 1 or not self.temporal or self.previous_styled is None or guide is None:
+            return self.stylizer.run(photo, self.styles, recipe=self.first_recipe, cancel=self.token,
+                                     callback=self.callback, style_blend=self.blend)
         recipe = self.next_recipe
         to_previous, mask = guide
         previous = self.previous_styled
@@ -458,21 +462,19 @@ class _FrameLoop:
         fill = colour.match_colour(content if recipe.preserve_color != "luminance" else colour.luminance_image(content),
                                    *colour.colour_statistics(previous), method=recipe.color_transfer)
         start = warped * mask[..., None] + fill * (1 - mask[..., None])
-        stylizer.recipe = recipe
         temporal = (warped, mask) if recipe.temporal_weight > 0 else None
-        return stylizer.run(photo, self.styles, callback=self.callback, style_blend=self.blend,
-                            init_image=start, temporal=temporal)
+        return self.stylizer.run(photo, self.styles, recipe=recipe, cancel=self.token, callback=self.callback,
+                                 style_blend=self.blend, init_image=start, temporal=temporal)
 
 
 def stylize_video(source: str | os.PathLike, output: str | os.PathLike,
                   styles: ImageSource | LoadedImage | Sequence, recipe: Recipe | None = None, *,
                   style_blend: Sequence[float] | None = None, temporal: bool = True,
-                  later_steps: int | None = None, cache_dir: str | os.PathLike | None = None,
-                  resume: bool = True, keep_cache: bool | None = None, overwrite: bool = False,
-                  max_frames: int | None = None, fps: float | Fraction | None = None,
-                  flow_method: str = "dis", on_frame: Callable[[FrameProgress], None] | None = None,
-                  callback: ProgressCallback | None = None, on_message: Callable[[str], None] | None = None,
-                  stylizer: VideoStylizer | None = None) -> VideoResult:
+                  cache_dir: str | os.PathLike | None = None, resume: bool = True, keep_cache: bool | None = None,
+                  overwrite: bool = False, max_frames: int | None = None, fps: float | Fraction | None = None,
+                  flow_method: str = "dis", on_frame: FrameCallback | None = None,
+                  callback: ProgressCallback | None = None, on_message: MessageCallback | None = None,
+                  stylizer: VideoStylizer | None = None, cancel: CancelToken | None = None) -> VideoResult:
     """Paint a video in the style of ``styles``, frame after frame, consistently over time.
 
     Args:
@@ -481,40 +483,44 @@ def stylize_video(source: str | os.PathLike, output: str | os.PathLike,
         output: a video file (.mp4 .m4v .mov .mkv .webm .avi .gif), written at the source's frame
             rate with its audio, or a folder, which receives ``frame_000001.png …``.
         styles: one style image or several (paths, arrays, PIL images, LoadedImage).
-        recipe: the settings (default ``Recipe()``). The first frame runs it as a still image
-            would; with ``temporal`` the later frames run :func:`later_frame_recipe`.
+        recipe: the settings (default: the ``stylizer``'s, else ``Recipe()``); it is not changed.
+            The first frame runs it as a still image would; with ``temporal`` the later frames run
+            :func:`later_frame_recipe` (``recipe.frame_steps`` steps at the output size).
         style_blend: weights of several styles.
         temporal: True: each frame starts from the previous result warped by the optical flow,
             with ``recipe.temporal_weight`` times the temporal loss on pixels whose flow passes
             the forward–backward check. False: every frame is painted on its own.
-        later_steps: steps of frames after the first (default by preset, see ``LATER_STEPS``).
         cache_dir: where finished frames are kept for a video output (default
             ``<output>.frames``). A folder output is its own cache (giving another folder is a
             :class:`~impasto.errors.UsageError`).
-        resume: reuse the finished frames of an earlier run with the same settings.
-        keep_cache: keep the cache after the video is written (default: only when ``cache_dir``
-            was given).
-        overwrite: replace an existing output video.
-        max_frames: paint only the first N frames.
+        resume: continue from the finished frames of an earlier run with the same settings (and
+            the same seed, when ``recipe`` gives one; a recipe without one keeps the cache's).
+        keep_cache: keep the cache after the whole video is written (default: only when
+            ``cache_dir`` was given). A run that ``max_frames`` stops early always keeps it.
+        overwrite: replace an existing output video. Without it, the only file replaced is the
+            preview a ``max_frames`` run wrote, and only by a run that continues its frames.
+        max_frames: paint only the first N frames: the output is a preview, and the frames stay
+            cached so that a run without ``max_frames`` continues from them.
         fps: frame rate of a folder source (default 25); a video file keeps its own rate.
         flow_method: ``dis`` or ``farneback`` (:func:`impasto.flow.optical_flow`).
         on_frame: called with a :class:`FrameProgress` after every frame (e.g.
             :class:`FrameReporter`); an exception raised there stops the job, and the frames
             finished so far stay cached.
         callback: the engine's per-step progress callback.
-        on_message: called with informational lines (resuming, settings changed).
-        stylizer: a :class:`VideoStylizer` to run with (to cancel from another thread, or to
-            keep its network between jobs); its recipe is replaced by ``recipe`` if given.
+        on_message: called with informational lines (resuming, settings changed, frames kept).
+        stylizer: a :class:`VideoStylizer` to run with (to keep its network between jobs, or to
+            cancel with its :meth:`~VideoStylizer.cancel`); it is not changed.
+        cancel: a :class:`~impasto.cancel.CancelToken` that stops this video from another thread
+            after the current optimization step; finished frames stay in the cache.
 
     Returns a :class:`VideoResult`. Raises :class:`~impasto.errors.UsageError` for invalid
     arguments or an existing output, :class:`~impasto.errors.ImageError` when the source cannot
-    be read or the output or cache cannot be written, and whatever the engine raises
+    be read or the output or cache cannot be written, :class:`Interrupted` (a
+    ``KeyboardInterrupt``) on Ctrl-C, and whatever the engine raises
     (:class:`~impasto.errors.DivergedError`, :class:`~impasto.errors.WeightsError`).
     """
     job = stylizer or VideoStylizer(recipe)
-    if recipe is not None:
-        job.recipe = recipe
-    return job.run(source, output, styles, style_blend=style_blend, temporal=temporal, later_steps=later_steps,
+    return job.run(source, output, styles, recipe=recipe, cancel=cancel, style_blend=style_blend, temporal=temporal,
                    cache_dir=cache_dir, resume=resume, keep_cache=keep_cache, overwrite=overwrite,
                    max_frames=max_frames, fps=fps, flow_method=flow_method, on_frame=on_frame,
                    callback=callback, on_message=on_message)
