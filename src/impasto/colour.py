@@ -8,6 +8,8 @@ Colour-space conversions come from scikit-image.
 
 from __future__ import annotations
 
+import functools
+import operator
 import warnings
 from collections.abc import Sequence
 
@@ -24,10 +26,12 @@ def colour_statistics(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pixels.mean(axis=0), np.cov(pixels, rowvar=False) + 1e-6 * np.eye(3)
 
 
-def blend_statistics(stats: Sequence[tuple[np.ndarray, np.ndarray]], weights: Sequence[float]):
-    """Mean and covariance of the mixture of several images' colours, weighted."""
-    mean = sum(w * m for (m, _), w in zip(stats, weights))
-    second = sum(w * (c + np.outer(m, m)) for (m, c), w in zip(stats, weights))
+def blend_statistics(stats: Sequence[tuple[np.ndarray, np.ndarray]],
+                     weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the mixture of several images' colours, weighted (one weight per image)."""
+    mean = functools.reduce(operator.add, [w * m for (m, _), w in zip(stats, weights, strict=True)])
+    second = functools.reduce(operator.add,
+                              [w * (c + np.outer(m, m)) for (m, c), w in zip(stats, weights, strict=True)])
     return mean, second - np.outer(mean, mean)
 
 

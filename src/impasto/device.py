@@ -88,7 +88,7 @@ def cpu_bf16_is_faster() -> bool:
         return False
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).requires_grad_(False)
 
-    def probe(dtype):
+    def probe(dtype: torch.dtype | None) -> float:
         x = torch.rand(1, 64, 96, 96, requires_grad=True)
         best = float("inf")
         for _ in range(3):

@@ -53,15 +53,16 @@ def optical_flow(source: np.ndarray, target: np.ndarray, method: str = "dis") ->
     if a.shape != b.shape:
         raise ValueError(f"optical flow: frames differ in size, {a.shape} and {b.shape}")
     if method == "dis":
-        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         dis.setFinestScale(0)  # estimate at full resolution, not at half and upsampled
         # coarsest level: about 16 px on the short side (the preset's default assumes large frames)
         dis.setCoarsestScale(max(0, int(np.log2(max(min(a.shape) / 16.0, 1.0)))))
-        flow = dis.calc(a, b, None)
+        # no initial flow: DIS would start from any array passed here
+        flow = dis.calc(a, b, None)  # type: ignore[call-overload]  # OpenCV takes None; its stubs want an array
     elif method == "farneback":
         levels = max(1, int(np.log2(max(min(a.shape) / 16.0, 1.0))) + 1)
-        flow = cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=levels, winsize=15,
-                                            iterations=5, poly_n=5, poly_sigma=1.1, flags=0)
+        flow = cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]  # None for the output flow, as above
+            a, b, None, pyr_scale=0.5, levels=levels, winsize=15, iterations=5, poly_n=5, poly_sigma=1.1, flags=0)
     else:
         raise ValueError(f"unknown optical flow method {method!r}; choose from {', '.join(FLOW_METHODS)}")
     return np.ascontiguousarray(flow, dtype=np.float32)
@@ -173,7 +174,7 @@ def warping_error(previous: np.ndarray, current: np.ndarray, flow: np.ndarray, m
 def flicker(stylized: Iterable[np.ndarray], content: Iterable[np.ndarray], method: str = "dis") -> float:
     """Mean warping error between consecutive stylized frames: lower is steadier.
 
-    ``stylized`` and ``content`` are sequences of ``(H, W, 3)`` float frames in [0, 1] (the
+    ``stylized`` and ``content`` are equally long sequences of ``(H, W, 3)`` float frames in [0, 1] (the
     content frames are resized to the stylized size when they differ). For each pair ``t − 1, t``
     the content's flow from ``t`` to ``t − 1`` and its consistency mask decide where to compare;
     the stylized frame ``t − 1`` is warped with that flow and compared to frame ``t`` by
@@ -181,18 +182,19 @@ def flicker(stylized: Iterable[np.ndarray], content: Iterable[np.ndarray], metho
     "Learning blind video temporal consistency", ECCV 2018, with Ruder et al.'s masks).
     """
     errors = []
-    previous_style = previous_grey = None
-    for styled, photo in zip(stylized, content):
+    previous: tuple[np.ndarray, np.ndarray] | None = None  # frame t − 1: (stylized, grey content)
+    for styled, photo in zip(stylized, content, strict=True):
         styled = np.asarray(styled, np.float32)
         photo = np.asarray(photo)
         if photo.shape[:2] != styled.shape[:2]:
             photo = cv2.resize(np.asarray(photo, np.float32), (styled.shape[1], styled.shape[0]),
                                interpolation=cv2.INTER_AREA)
         grey = to_grey(photo)
-        if previous_grey is not None:
+        if previous is not None:
+            previous_style, previous_grey = previous
             flow, mask = temporal_guide(grey, previous_grey, method)
             errors.append(warping_error(previous_style, styled, flow, mask))
-        previous_style, previous_grey = styled, grey
+        previous = styled, grey
     if not errors:
         raise ValueError("flicker: needs at least two frames")
     return float(np.mean(errors))

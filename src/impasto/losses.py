@@ -6,6 +6,9 @@ with values in [0, 1]. Every loss returns a scalar tensor.
 
 from __future__ import annotations
 
+import functools
+import operator
+
 import torch
 
 _EPS = 1e-8
@@ -62,7 +65,7 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
 STYLE_LOSSES = ("gram", "wasserstein", "meanstd")
 
 
-def _flat_and_weights(features: torch.Tensor, mask: torch.Tensor | None):
+def _flat_and_weights(features: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     n, c, h, w = features.shape
     flat = features.reshape(n, c, h * w).float()
     if mask is None:
@@ -96,8 +99,12 @@ def style_statistics(features: torch.Tensor, kind: str, mask: torch.Tensor | Non
 
 
 def blend_statistics(stats: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[str, torch.Tensor]:
-    """Weighted average of statistics dicts (moments of the mixture of the styles' features)."""
-    return {key: sum(w * s[key] for s, w in zip(stats, weights)) for key in stats[0]}
+    """Weighted average of statistics dicts (moments of the mixture of the styles' features).
+
+    ``stats`` and ``weights`` have one entry per style (a length mismatch is an error).
+    """
+    return {key: functools.reduce(operator.add, [w * s[key] for s, w in zip(stats, weights, strict=True)])
+            for key in stats[0]}
 
 
 def _sqrtm_psd(matrix: torch.Tensor) -> torch.Tensor:

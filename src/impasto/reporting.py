@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .optimize import Progress
 from .errors import ImageError
 from .images import save_image
+from .optimize import Progress
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def _losses_text(losses: dict[str, float]) -> str:
@@ -28,7 +31,8 @@ class SampleSaver:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ImageError(f"samples folder {str(self.folder)!r}: cannot be created ({exc.strerror or exc})") from None
+            raise ImageError(f"samples folder {str(self.folder)!r}: cannot be created "
+                             f"({exc.strerror or exc})") from None
         self.written: list[Path] = []
 
     def __call__(self, progress: Progress) -> None:
@@ -45,14 +49,14 @@ class LineReporter:
         self.quiet = quiet
         self.json_log = json_log
         self.stream = stream or sys.stdout
-        self.bar = None
+        self.bar: tqdm[Any] | None = None
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
 
-    def message(self, text: str, **fields) -> None:
+    def message(self, text: str, **fields: Any) -> None:
         """A final or informational line (as JSON with ``json_log``)."""
         if self.quiet:
             return
@@ -96,7 +100,7 @@ class ConsoleReporter(LineReporter):
             bar.write(f"step {progress.step:5d}/{progress.total_steps}  {_losses_text(progress.losses)}",
                       file=self.stream)
 
-    def _bar(self, total: int):
+    def _bar(self, total: int) -> tqdm[Any]:
         if self.bar is None:
             from tqdm import tqdm
 

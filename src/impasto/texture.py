@@ -99,8 +99,8 @@ def _paint(canvas: np.ndarray, rng: np.random.Generator, fields: tuple[np.ndarra
     (H, W, 4: R, G, B, paint height). `length` and `width` are ranges, as fractions of the side."""
     n, side = len(seed), np.sqrt(canvas.shape[0] * canvas.shape[1])
     angle, tone = fields
-    length, width = rng.uniform(*length, n) * side, rng.uniform(*width, n) * side
-    path = _trace(angle, seed, length / (_POINTS - 1))
+    lengths, widths = rng.uniform(*length, n) * side, rng.uniform(*width, n) * side  # (N,) pixels
+    path = _trace(angle, seed, lengths / (_POINTS - 1))
 
     # Colour: local tone, jittered, with a few bright accents; mostly pure paints, some mixtures.
     t = _cells(tone, seed) + rng.normal(0, 0.12, n) + np.where(rng.random(n) < 0.06, 0.45, 0.0)
@@ -114,14 +114,14 @@ def _paint(canvas: np.ndarray, rng: np.random.Generator, fields: tuple[np.ndarra
     normal = np.stack([-tangent[..., 1], tangent[..., 0]], -1)
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True) + 1e-6
     across = np.linspace(-1, 1, _BRISTLES) + rng.uniform(-0.12, 0.12, (n, _BRISTLES))
-    pts = path[:, None] + normal[:, None] * (across * width[:, None] / 2)[..., None, None]
+    pts = path[:, None] + normal[:, None] * (across * widths[:, None] / 2)[..., None, None]
     pts = np.rint(pts).astype(np.int32)  # (n, bristles, points, 2)
     shade = colour[:, None] * rng.normal(1.0, 0.12, (n, _BRISTLES, 1))
     height = np.sqrt(np.clip(1 - across**2, 0.05, 1)) * rng.uniform(0.6, 1.0, (n, 1))
     height += rng.uniform(0, 0.35, (n, _BRISTLES))
     paint = np.concatenate([shade, height[..., None]], -1).astype(float)
     trim = np.rint(rng.uniform(1.5, 4, (n, _BRISTLES, 2)) * across[..., None] ** 2).astype(int)
-    thick = np.maximum(1, np.rint(width / _BRISTLES + 1)).astype(int)
+    thick = np.maximum(1, np.rint(widths / _BRISTLES + 1)).astype(int)
     for s in range(n):
         for b in range(_BRISTLES):
             line = pts[s, b, trim[s, b, 0]:_POINTS - trim[s, b, 1]]

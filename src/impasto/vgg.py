@@ -54,7 +54,9 @@ def deepest(layers: Iterable[str]) -> str:
 class ScaledAvgPool(nn.Module):
     """2×2 average pooling times a calibrated ``scale`` (so magnitudes match max pooling)."""
 
-    def __init__(self):
+    scale: torch.Tensor  # a buffer
+
+    def __init__(self) -> None:
         super().__init__()
         self.register_buffer("scale", torch.ones(()), persistent=False)
 
@@ -77,6 +79,11 @@ class VGG19Features(nn.Module):
     ``convention.feature_scale`` for magnitudes that do not depend on the weights' convention).
     """
 
+    # buffers (registered in __init__, moved with the module)
+    channel_order: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, weights: VGGWeights, last_layer: str = "relu5_1", pooling: str = "max"):
         super().__init__()
         if pooling not in ("max", "avg"):
@@ -89,6 +96,7 @@ class VGG19Features(nn.Module):
             if name.startswith("conv"):
                 conv = nn.Conv2d(*channels[name], kernel_size=3, padding=1)
                 weight, bias = weights.convs[name]
+                assert conv.bias is not None  # Conv2d has a bias unless built with bias=False
                 with torch.no_grad():
                     conv.weight.copy_(weight)
                     conv.bias.copy_(bias)
@@ -98,11 +106,11 @@ class VGG19Features(nn.Module):
             else:
                 layers[name] = nn.MaxPool2d(2, 2) if pooling == "max" else ScaledAvgPool()
         self.layers = layers
-        conv = self.convention
-        order = [2, 1, 0] if conv.bgr else [0, 1, 2]
+        convention = self.convention
+        order = [2, 1, 0] if convention.bgr else [0, 1, 2]
         self.register_buffer("channel_order", torch.tensor(order), persistent=False)
-        self.register_buffer("mean", torch.tensor(conv.mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(conv.std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(convention.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(convention.std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
         if pooling == "avg":
