@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -153,9 +154,19 @@ def test_paint_watch_download_and_cancel_in_a_browser(server, images, browser):
     page.wait_for_function("() => document.querySelector('#phase').textContent.startsWith('Painting ·')",
                            timeout=60_000)
     assert page.is_enabled("#cancel-btn") and not page.is_enabled("#start-btn")
+
+    def late_reply(route):  # the cancel request's reply ("still running") arrives after the job ended
+        reply = route.fetch()
+        time.sleep(2)
+        route.fulfill(response=reply)
+
+    page.route("**/cancel", late_reply)
     page.click("#cancel-btn")
     page.wait_for_function("() => document.querySelector('#phase').textContent === 'Cancelled'", timeout=30_000)
+    page.wait_for_timeout(2500)
+    assert text(page, "#phase") == "Cancelled", "a late reply brought the cancelled job back"
     assert "stopped at step" in text(page, "#stats")
+    page.unroute("**/cancel")
     assert page.is_enabled("#start-btn")
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "studio-cancelled.png"))

@@ -349,6 +349,7 @@ function watch(job) {
   if (state.events) state.events.close();
   state.job = job.id;
   try { sessionStorage.setItem("impasto-job", job.id); } catch (err) { /* private mode */ }
+  state.jobState = null;
   state.previewShown = 0;
   state.progressMax = 0;
   state.result = null;
@@ -388,6 +389,9 @@ async function cancel() {
 }
 
 function renderJob(job) {
+  // A reply sent before the job ended (the cancel request's, a poll's) can arrive after the
+  // event that ended it: never let it bring a finished job back to life.
+  if (job.id === state.job && state.jobState && !ACTIVE.includes(state.jobState) && ACTIVE.includes(job.state)) return;
   const was = state.jobState;
   state.jobState = job.state;
   const progress = $("progress");
