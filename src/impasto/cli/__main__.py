@@ -1,0 +1,7 @@
+"""``python -m impasto.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
