@@ -169,7 +169,10 @@ class _Job:
         self.size = final_size = inputs.final_size
         blend = _blend_weights(style_blend, len(inputs.styles))
         masking.check_masks(masks, len(inputs.styles))
-        guides = Guides.load(recipe, masks, content_mask, inputs.content.size, recipe.fitting())
+        mask_images = None if masks is None else [_mask_image(m, f"mask {i + 1}", recipe)
+                                                  for i, m in enumerate(masks)]
+        content_mask_image = None if content_mask is None else _mask_image(content_mask, "content mask", recipe)
+        guides = Guides.load(recipe, mask_images, content_mask_image, inputs.content.size, recipe.fitting())
         if temporal is not None:
             guides.temporal = (resize(np.asarray(temporal[0], np.float32), final_size),
                                resize(np.asarray(temporal[1], np.float32), final_size))
@@ -210,7 +213,8 @@ class _Job:
         if recipe.keep_alpha and inputs.alpha is not None:
             alpha = resize(inputs.alpha, (output.shape[1], output.shape[0]))
         elapsed = time.perf_counter() - started
-        metadata = self._metadata(inputs, device, autocast, blend, masks, content_mask, tiles, state, elapsed)
+        metadata = self._metadata(inputs, device, autocast, blend, mask_images, content_mask_image, tiles, state,
+                                  elapsed)
         return Result(image=output, alpha=alpha, recipe=recipe, losses=state.last_losses, history=state.history,
                       steps=state.step, elapsed=elapsed, cancelled=self.cancel.cancelled, metadata=metadata)
 
@@ -244,8 +248,8 @@ class _Job:
         return upsample(image, full, coarse)
 
     def _metadata(self, inputs: _Inputs, device: torch.device, autocast: torch.dtype | None, blend: list[float],
-                  masks: Sequence | None, content_mask: object, tiles: list[Tiles], state: RunState,
-                  elapsed: float) -> dict[str, Any]:
+                  masks: Sequence[LoadedImage] | None, content_mask: LoadedImage | None, tiles: list[Tiles],
+                  state: RunState, elapsed: float) -> dict[str, Any]:
         """What an output records: the recipe, its inputs' identities and the weights' (never their paths)."""
         weights = self.stylizer.weights(self.recipe)
         return {
@@ -258,6 +262,8 @@ class _Job:
             "content": inputs.content.identity(),
             "styles": [s.identity() for s in inputs.styles],
             "masks": len(masks) if masks is not None else 0,
+            "mask_inputs": [m.identity() for m in masks] if masks is not None else [],
+            "content_mask_input": content_mask.identity() if content_mask is not None else None,
             "tiles": [list(t) if t else None for t in tiles],
             "content_mask": content_mask is not None,
             "weights": {"layout": weights.layout, "sha256": weights.sha256},
@@ -405,3 +411,10 @@ def _blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
         raise UsageError(f"style weights: {values} must be non-negative with a positive sum")
     total = sum(values)
     return [w / total for w in values]
+
+
+def _mask_image(source: ImageSource | LoadedImage, what: str, recipe: Recipe) -> LoadedImage:
+    """A mask read once (any size, as it is stretched to the photo), keeping its path and sha256."""
+    if isinstance(source, LoadedImage):
+        return source
+    return load_image(source, what=what, max_pixels=recipe.max_pixels, min_side=1)
