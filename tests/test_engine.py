@@ -313,3 +313,19 @@ def test_cpu_allocation_failure_is_reported_as_out_of_memory(astronaut_small, st
         Stylizer().run(astronaut_small, stripes_style, recipe=Recipe.from_preset("fast", **SMALL))
     message = str(caught.value)
     assert "out of memory" in message and "max_size" in message and "alloc_cpu" not in message
+
+
+def test_style_statistics_are_computed_once_per_style_scale_and_size(astronaut_small, stripes_style):
+    recipe = Recipe.from_preset("balanced", max_size=64, min_size=32, scale_factor=2.0, scale_steps=(2, 2), seed=3,
+                                device="cpu")
+    shared = Stylizer(recipe)
+    first = shared.run(astronaut_small, stripes_style)
+    assert shared.statistics.computed == 2 and shared.statistics.reused == 0  # one per scale
+    flipped = np.ascontiguousarray(astronaut_small[:, ::-1])  # another photo of the same size
+    second = shared.run(flipped, stripes_style)
+    assert shared.statistics.computed == 2 and shared.statistics.reused == 2
+    fresh = Stylizer(recipe).run(flipped, stripes_style)
+    assert np.array_equal(second.image, fresh.image)  # the cache changes nothing but the time
+    assert not np.array_equal(first.image, second.image)
+    shared.run(astronaut_small, stripes_style, recipe=recipe.replace(preserve_color="histogram"))
+    assert shared.statistics.computed == 4  # a style recoloured for the photo is other pixels

@@ -113,6 +113,23 @@ def _from_path(path: Path, what: str, max_pixels: int) -> LoadedImage:
         raise ImageError(f"{label}: permission denied (cannot read the file)") from None
     except OSError as exc:
         raise ImageError(f"{label}: cannot be read ({exc.strerror or exc})") from None
+    return _decode(data, what, label, max_pixels, path=str(path))
+
+
+def load_image_bytes(data: bytes, *, path: str, what: str = "image", max_pixels: int = 100_000_000,
+                     min_side: int = MIN_SIDE) -> LoadedImage:
+    """Decode the bytes of the image file at ``path`` (read elsewhere: another machine, a queue).
+
+    The result is the same as :func:`load_image` of the file, ``path`` and ``sha256`` included.
+    """
+    loaded = _decode(data, what, f"{what} {path!r}", max_pixels, path=path)
+    width, height = loaded.size
+    if min(width, height) < min_side:
+        raise ImageError(f"{loaded.name}: {width}x{height} is too small; each side needs at least {min_side} px")
+    return loaded
+
+
+def _decode(data: bytes, what: str, label: str, max_pixels: int, *, path: str) -> LoadedImage:
     if not data:
         raise ImageError(f"{label}: file is empty (0 bytes)")
     try:
@@ -137,7 +154,7 @@ def _from_path(path: Path, what: str, max_pixels: int) -> LoadedImage:
     sixteen = _read_16bit_rgb(data, image)
     if sixteen is not None:
         loaded.rgb = sixteen
-    loaded.path, loaded.sha256 = str(path), hashlib.sha256(data).hexdigest()
+    loaded.path, loaded.sha256 = path, hashlib.sha256(data).hexdigest()
     return loaded
 
 
@@ -449,9 +466,16 @@ def save_image(rgb: np.ndarray, path: str | os.PathLike, *, alpha: np.ndarray | 
     if fmt is None:
         raise UsageError(f"output {str(out)!r}: unknown extension {out.suffix or '(none)'!r}; "
                          "use .png, .jpg, .webp or .tif")
+    return save_encoded(encode(rgb, fmt, alpha=alpha, bit_depth=bit_depth, metadata=metadata), out,
+                        metadata=metadata if sidecar else None)
+
+
+def save_encoded(data: bytes, path: str | os.PathLike, *, metadata: dict[str, Any] | None = None) -> Path:
+    """Write an encoded image (from :func:`encode`) atomically, with its ``<path>.json`` sidecar."""
+    out = Path(path)
     try:
-        write_atomic(out, encode(rgb, fmt, alpha=alpha, bit_depth=bit_depth, metadata=metadata))
-        if metadata is not None and sidecar:
+        write_atomic(out, data)
+        if metadata is not None:
             write_atomic(sidecar_path(out), (json.dumps(metadata, indent=2, sort_keys=True) + "\n").encode())
     except OSError as exc:
         raise ImageError(f"output {str(out)!r}: cannot be written ({exc.strerror or exc})") from None

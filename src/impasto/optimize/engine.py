@@ -36,7 +36,7 @@ from .objective import Objective
 from .optimizers import IterateAverage, make_optimizer
 from .progress import Progress, ProgressCallback, Result, RunState
 from .schedule import Scale, plan
-from .targets import ScaleTargets, scale_targets
+from .targets import ScaleTargets, StatisticsCache, scale_targets
 
 __all__ = ["Progress", "ProgressCallback", "Result", "Stylizer", "to_array", "to_tensor", "upsample"]
 
@@ -59,6 +59,8 @@ class Stylizer:
         self._default_weights = weights
         self._networks: dict[tuple[str, str, str, str], VGG19Features] = {}
         self._lock = threading.Lock()
+        #: the paintings' statistics per network, size and pixels, shared by every run
+        self.statistics = StatisticsCache()
 
     @property
     def recipe(self) -> Recipe:
@@ -205,7 +207,8 @@ class _Job:
             if scale.steps == 0:
                 continue
             targets = scale_targets(features, recipe, content_t, inputs.styles, blend,
-                                    guides.at_scale(scale.size, device), final_size, tiles[index] is not None, budget)
+                                    guides.at_scale(scale.size, device), final_size, tiles[index] is not None, budget,
+                                    self.stylizer.statistics)
             image = self._optimize(features, image, targets, scale, index, state, finish, tiles[index])
         image = self._at_full_size(image, inputs.content_rgb, final_size, device)
         output = finish(to_array(image))
