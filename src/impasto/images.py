@@ -466,8 +466,11 @@ def save_image(rgb: np.ndarray, path: str | os.PathLike, *, alpha: np.ndarray | 
     if fmt is None:
         raise UsageError(f"output {str(out)!r}: unknown extension {out.suffix or '(none)'!r}; "
                          "use .png, .jpg, .webp or .tif")
-    return save_encoded(encode(rgb, fmt, alpha=alpha, bit_depth=bit_depth, metadata=metadata), out,
-                        metadata=metadata if sidecar else None)
+    try:
+        data = encode(rgb, fmt, alpha=alpha, bit_depth=bit_depth, metadata=metadata)
+    except OSError as exc:
+        raise ImageError(f"output {str(out)!r}: cannot be written ({exc.strerror or exc})") from None
+    return save_encoded(data, out, metadata=metadata if sidecar else None)
 
 
 def save_encoded(data: bytes, path: str | os.PathLike, *, metadata: dict[str, Any] | None = None) -> Path:
