@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -28,6 +29,8 @@ from .errors import ImageError, UsageError
 ImageSource = str | os.PathLike | Image.Image | np.ndarray
 
 MIN_SIDE = 32
+#: File extensions read as images (what Pillow decodes here); other files in a folder are skipped.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
 METADATA_KEY = "impasto:recipe"
@@ -76,6 +79,11 @@ class Fitting:
 # ---------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------
+def natural_key(path: str | os.PathLike) -> list[int | str]:
+    """Sort key that orders numbers by value: ``frame2`` before ``frame10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
+
+
 def load_image(source: ImageSource, *, what: str = "image", max_pixels: int = 100_000_000,
                min_side: int = MIN_SIDE) -> LoadedImage:
     """Read a path, PIL image or array into a :class:`LoadedImage`.

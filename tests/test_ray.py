@@ -1,0 +1,95 @@
+"""The Ray backend on a local cluster started here (127.0.0.1, no dashboard, two CPUs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from impasto import cli
+from impasto.recipe import Recipe
+from impasto.scale.batch import BatchRunner
+from impasto.scale.jobs import plan_jobs
+from impasto.scale.ledger import RESULTS_NAME
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'impasto[ray]')")
+
+RECIPE = Recipe.from_preset("fast", max_size=48, min_size=None, steps=2, seed=11, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One local Ray cluster for this module; its workers import this folder's helpers."""
+    marker = tmp_path_factory.mktemp("ray") / "died"
+    tests = str(Path(__file__).parent)
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "IMPASTO_TEST_DIE_MARKER")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, saved["PYTHONPATH"]]))
+    os.environ["IMPASTO_TEST_DIE_MARKER"] = str(marker)
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             configure_logging=False)
+    yield marker
+    ray.shutdown()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def inputs(tmp_path, astronaut_small, stripes_style):
+    photos = []
+    for i in range(3):
+        path = tmp_path / f"p{i}.png"
+        Image.fromarray((np.roll(astronaut_small[:64, :64], 9 * i, axis=0) * 255).astype(np.uint8)).save(path)
+        photos.append(str(path))
+    style = tmp_path / "style.png"
+    Image.fromarray((stripes_style * 255).astype(np.uint8)).save(style)
+    return photos, str(style)
+
+
+def _pixels(path):
+    return np.asarray(Image.open(path), np.int16)
+
+
+def test_a_ray_batch_paints_what_a_local_batch_paints(cluster, inputs, tmp_path, capsys):
+    photos, style = inputs
+    jobs = plan_jobs(photos, [style], RECIPE)
+    BatchRunner(jobs, tmp_path / "local").run()
+    code = cli.main(["batch", *photos, "--style", style, "-o", str(tmp_path / "ray"), "--ray", "auto",
+                     "--workers", "2", "--preset", "fast", "--max-size", "48", "--min-size", "48", "--steps", "2",
+                     "--seed", "11", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    for job in jobs:
+        difference = np.abs(_pixels(tmp_path / "local" / job.output) - _pixels(tmp_path / "ray" / job.output))
+        assert difference.max() <= 2  # one torch thread per worker may round differently, nothing more
+    assert ray.is_initialized()  # a cluster it joined is left running
+
+
+def test_a_worker_that_dies_has_its_job_retried_and_every_output_appears_once(cluster, inputs, tmp_path):
+    from ray_faults import die_once_then_paint
+
+    from impasto.scale.ray_backend import RayExecutor
+
+    photos, style = inputs
+    jobs = plan_jobs(photos, [style], RECIPE)
+    with RayExecutor("auto", workers=2, threads_per_worker=1) as executor:
+        summary = BatchRunner(jobs, tmp_path / "out", executor=executor, fn=die_once_then_paint).run()
+    assert cluster.exists()  # a worker did die
+    assert (summary.done, summary.failed) == (3, 0)
+    lines = [json.loads(line) for line in (tmp_path / "out" / RESULTS_NAME).read_text().splitlines()]
+    assert sorted(line["output"] for line in lines) == sorted(job.output for job in jobs)  # once each
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == sorted(job.output for job in jobs)
+
+
+def test_without_ray_the_flag_says_how_to_install_it(inputs, tmp_path, capsys, monkeypatch):
+    photos, style = inputs
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    code = cli.main(["batch", photos[0], "--style", style, "-o", str(tmp_path / "o"), "--ray", "auto"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "pip install 'impasto[ray]'" in err
