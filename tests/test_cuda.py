@@ -40,3 +40,21 @@ def test_cpu_keeps_large_buffers_on_glibc():
     applied = keep_large_buffers()
     if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
         assert applied
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"avx512_bf16": True}, torch.bfloat16),
+    ({"amx_bf16": True}, torch.bfloat16),
+    ({"avx2": True, "avx512_f": True}, None),  # bf16 emulated: slower than fp32
+])
+def test_auto_precision_on_cpu_follows_the_cpus_bf16_instructions(monkeypatch, flags, expected):
+    import impasto.device as device
+
+    device.cpu_has_native_bf16.cache_clear()
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: flags)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    try:
+        assert compute_dtype("auto", torch.device("cpu")) == expected
+        assert compute_dtype("fp32", torch.device("cpu")) is None
+    finally:
+        device.cpu_has_native_bf16.cache_clear()

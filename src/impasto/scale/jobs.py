@@ -74,7 +74,8 @@ def output_names(contents: Sequence[str], styles: Sequence[Sequence[str]], exten
     (``a_x__s.png`` and ``b_x__s.png``), so no two jobs write the same file.
     """
     stems = [Path(c).stem for c in contents]
-    clashing = {s for s in stems if stems.count(s) > 1}
+    unique_stems = [Path(c).stem for c in dict.fromkeys(contents)]
+    clashing = {s for s in unique_stems if unique_stems.count(s) > 1}
     base = os.path.commonpath([str(Path(c).parent.resolve()) for c in contents]) if contents else ""
     names = []
     for content, stem, job_styles in zip(contents, stems, styles, strict=True):
