@@ -341,7 +341,8 @@ def test_video_command_paints_a_folder_of_frames(image_files, tmp_path, capsys):
 # The recipe's fields as flags; help texts; video resumption from the command line
 # ---------------------------------------------------------------------------------------------
 COMMANDS = {"stylize": ["stylize", "c.png", "s.png", "-o", "o.png"], "demo": ["demo"],
-            "video": ["video", "in.mp4", "-o", "o.mp4", "--style", "s.png"]}
+            "video": ["video", "in.mp4", "-o", "o.mp4", "--style", "s.png"],
+            "batch": ["batch", "photos/", "--style", "s.png", "-o", "out/"], "rerun": ["rerun", "painted.png"]}
 
 
 def _help(command, capsys):
@@ -359,6 +360,8 @@ def test_every_recipe_field_has_a_flag_or_a_reason(command, capsys):
     assert set(cli.UNFLAGGED_FIELDS) <= fields and all(len(why) > 20 for why in cli.UNFLAGGED_FIELDS.values())
     args = cli.build_parser().parse_args(COMMANDS[command])
     other_commands = cli.STILL_FIELDS if command == "video" else cli.VIDEO_FIELDS
+    if command == "batch":
+        other_commands = (*other_commands, *cli.batch.UNUSED_FIELDS)
     flagged = fields & set(vars(args))
     assert flagged == fields - set(cli.UNFLAGGED_FIELDS) - set(other_commands)
     help_text = _help(command, capsys)

@@ -93,3 +93,38 @@ def test_without_ray_the_flag_says_how_to_install_it(inputs, tmp_path, capsys, m
     code = cli.main(["batch", photos[0], "--style", style, "-o", str(tmp_path / "o"), "--ray", "auto"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.count("\n") == 0 and "pip install 'impasto[ray]'" in err
+
+
+def test_ctrl_c_cancels_the_clusters_work_and_removes_this_runs_workers(cluster, inputs, tmp_path):
+    import time
+
+    from impasto.scale.ray_backend import RayExecutor
+
+    photos, style = inputs
+    jobs = plan_jobs(photos, [style], RECIPE.replace(steps=30))
+    executor = RayExecutor("auto", workers=2, threads_per_worker=1)
+    pids = []
+
+    def interrupt_at_the_first_picture(event):
+        pids.extend(executor.worker_pids())
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            BatchRunner(jobs, tmp_path / "out", executor=executor, on_event=interrupt_at_the_first_picture).run()
+        finally:
+            executor.close()
+    assert len(pids) == 2 and ray.is_initialized()  # the cluster it joined keeps running
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in pids)
+    assert all(p.suffix in (".png", ".json", ".jsonl") for p in (tmp_path / "out").iterdir())  # nothing partial
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

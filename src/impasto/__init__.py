@@ -8,6 +8,8 @@ Quick start::
 
 For progress, cancellation and reuse of the loaded network, use :class:`Stylizer` with a
 :class:`Recipe` (``Recipe.from_preset("fast", steps=100)``) and a :class:`CancelToken`.
+``impasto.rerun("painted.png", "again.png")`` paints again the recipe a picture records (its
+seed and inputs included).
 """
 
 from ._version import __version__
@@ -16,8 +18,10 @@ from .cancel import CancelToken
 from .errors import DivergedError, ImageError, ImpastoError, OutOfMemoryError, UsageError, WeightsError
 from .optimize import Progress, Result, Stylizer
 from .recipe import PRESETS, Recipe
+from .reruns import RerunWarning, rerun
 
 __all__ = [
     "PRESETS", "CancelToken", "DivergedError", "ImageError", "ImpastoError", "OutOfMemoryError", "Progress",
-    "Recipe", "Result", "Stylizer", "UsageError", "WeightsError", "__version__", "run", "stylize",
+    "Recipe", "RerunWarning", "Result", "Stylizer", "UsageError", "WeightsError", "__version__", "rerun", "run",
+    "stylize",
 ]

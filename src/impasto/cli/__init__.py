@@ -1,7 +1,8 @@
 """The ``impasto`` command line: thin layers that build a Recipe and call the engine.
 
-One module per family of commands (``still``: stylize and demo, ``video``), each adding its
-parsers and the function that runs them; :mod:`.options` holds what they share.
+One module per family of commands (``still``: stylize and demo, ``video``, ``rerun``: paint again
+what an output records), each adding its parsers and the function that runs them; :mod:`.options`
+holds what they share.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ImpastoError, UsageError
 from ..recipe import DEVICES, PRESETS, Recipe
-from . import still, video
+from . import batch, rerun, still, video
 from .options import (
     DEFAULT_PRESET,
     RECIPE_FIELDS,
@@ -37,6 +38,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     still.add_parsers(sub)
     video.add_parsers(sub)
+    batch.add_parsers(sub)
+    rerun.add_parsers(sub)
     sub.add_parser("presets", help="list the presets and what they set").set_defaults(run=_presets)
     _add_serve(sub)
     return parser

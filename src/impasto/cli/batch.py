@@ -9,6 +9,9 @@ from ..errors import UsageError
 from ..images import OUTPUT_FORMATS
 from .options import floats, progress_options, recipe_from_args, recipe_options
 
+#: Recipe fields a batch has no flag for: it reports per picture, not per step, and keeps no samples.
+UNUSED_FIELDS = ("log_every", "save_every")
+
 EXAMPLES_BATCH = """\
 examples:
   impasto batch photos/ --style starry_night.jpg -o painted/

@@ -138,9 +138,12 @@ class RayExecutor:
                     continue
                 idle.append(actor)
                 yield index, result
-        finally:
+        finally:  # stopped early (Ctrl-C, an error): the cluster drops what is still queued
             for ref in in_flight:
-                ray.cancel(ref, force=True)
+                try:
+                    ray.cancel(ref)
+                except Exception:  # already finished or gone; close() kills the actors anyway
+                    pass
 
     def _replacement(self, dead: Any) -> Any:
         """The actor that takes over a dead one's slots (started at its first failure)."""

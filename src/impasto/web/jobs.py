@@ -22,7 +22,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from PIL import Image
 
 from ..cancel import CancelToken
 from ..errors import DivergedError, ImpastoError, is_out_of_memory
-from ..images import encode
+from ..images import LoadedImage, encode
 from ..optimize import Progress, Stylizer
 from ..recipe import Recipe
 from .uploads import Upload, UploadError, release_memory
@@ -120,6 +120,28 @@ class StoredResult:
         if full:
             out["metadata"] = self.metadata
         return out
+
+
+def load_uploads(recipe: Recipe, content: Upload, styles: Sequence[Upload], masks: Sequence[Upload] | None = None,
+                 content_mask: Upload | None = None) -> tuple[LoadedImage, list[LoadedImage], dict[str, Any]]:
+    """A job's uploads decoded for the engine: the photo, the paintings, and ``masks``/``content_mask``
+    as keyword arguments of ``Stylizer.run`` (only those given).
+
+    Inputs bigger than needed are shrunk (JPEGs decoded smaller) before they become float arrays;
+    twice the size the engine uses leaves its own resampling something to work with. ``impasto
+    rerun`` decodes a studio result's files through this function too, so it paints the same pixels.
+    """
+    limit = recipe.max_pixels
+    photo_side = 2 * recipe.max_size
+    style_side = 2 * max(recipe.max_size, recipe.style_long_side)
+    photo = content.load(f"content image {content.filename!r}", limit, photo_side)
+    paintings = [s.load(f"style image {s.filename!r}", limit, style_side) for s in styles]
+    extra: dict[str, Any] = {}
+    if masks:
+        extra["masks"] = [m.load(f"mask {m.filename!r}", limit, photo_side) for m in masks]
+    if content_mask is not None:
+        extra["content_mask"] = content_mask.load(f"content mask {content_mask.filename!r}", limit, photo_side)
+    return photo, paintings, extra
 
 
 def jpeg(rgb: np.ndarray, quality: int = 88, side: int | None = None) -> bytes:
@@ -314,19 +336,8 @@ class JobManager:
         request = job.request
         assert request is not None
         recipe = request.recipe
-        limit = recipe.max_pixels
-        # Inputs bigger than needed are shrunk (JPEGs decoded smaller) before they become float arrays;
-        # twice the size the engine uses leaves its own resampling something to work with.
-        photo_side = 2 * recipe.max_size
-        style_side = 2 * max(recipe.max_size, recipe.style_long_side)
-        content = request.content.load(f"content image {request.content.filename!r}", limit, photo_side)
-        styles = [s.load(f"style image {s.filename!r}", limit, style_side) for s in request.styles]
-        extra: dict[str, Any] = {}
-        if request.masks:
-            extra["masks"] = [m.load(f"mask {m.filename!r}", limit, photo_side) for m in request.masks]
-        if request.content_mask is not None:
-            extra["content_mask"] = request.content_mask.load(
-                f"content mask {request.content_mask.filename!r}", limit, photo_side)
+        content, styles, extra = load_uploads(recipe, request.content, request.styles, request.masks,
+                                              request.content_mask)
         if job.cancel_requested:
             return None
         result = stylizer.run(content, styles, recipe=recipe, cancel=job.cancel, callback=self._watch(job),
