@@ -189,3 +189,12 @@ def test_worker_processes_paint_the_same_pictures(photos, tmp_path):
         a = np.asarray(Image.open(tmp_path / "local" / job.output), np.int16)
         b = np.asarray(Image.open(tmp_path / "pooled" / job.output), np.int16)
         assert np.abs(a - b).max() <= 2  # other thread counts may round differently, nothing more
+
+
+def test_a_batch_output_reruns_to_the_same_pixels(photos, tmp_path, capsys):
+    folder, style = photos
+    out = tmp_path / "out"
+    assert cli.main(["batch", str(folder / "2.png"), "--style", str(style), "-o", str(out), *QUICK]) == 0
+    again = tmp_path / "again.png"
+    assert cli.main(["rerun", str(out / "2__style.png"), "-o", str(again), "--quiet"]) == 0, capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out / "2__style.png")))
