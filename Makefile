@@ -11,7 +11,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,lint,ray]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,lint,ray,onnx]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,7 +33,7 @@ gallery: $(STAMP)
 	$(BIN)/python scripts/gallery.py --out docs/gallery
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,lint,ray,bench]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[test,lint,ray,onnx,bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:
