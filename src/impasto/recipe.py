@@ -241,7 +241,7 @@ class Recipe:
             _integer("seed", self.seed, 0, MAX_SEED)
         init: object = self.init  # from_dict passes JSON values through unchecked
         if not isinstance(init, str) or not init:
-            raise field_error("init", "use content, palette, noise or the path of an image")
+            raise field_error("init", "use content, palette, noise, model:MODEL_FILE or the path of an image")
         if self.style_long_side > MAX_STYLE_SIDE:
             base = f"style_size {self.style_size}" if self.style_size else f"max_size {self.max_size}"
             raise field_error("style_scale", f"{self.style_scale:g} shows the painting {self.style_long_side} px "

