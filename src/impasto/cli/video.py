@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import nullcontext
 from typing import Any
 
+from ..errors import UsageError
 from ..flow import FLOW_METHODS
 from ..video.io import VIDEO_EXTENSIONS
+from ..video.segments import SEGMENT_FRAMES
 from .options import floats, progress_options, recipe_from_args, recipe_options
 
 EXAMPLES_VIDEO = """\
@@ -17,8 +20,9 @@ examples:
   impasto video clip.mp4 -o painted.mp4 --style s.jpg --no-temporal        # frames on their own
   impasto video clip.mp4 -o painted.mp4 --style s.jpg --max-frames 24      # a preview of the first 24
   impasto video clip.mp4 -o painted.mp4 --style s.jpg                      # then the rest: reuses those 24
+  impasto video clip.mp4 -o painted.mp4 --style s.jpg --segments --workers 2   # segments in 2 processes
+  impasto video clip.mp4 -o painted.mp4 --style s.jpg --ray auto --ray-gpus-per-worker 1  # on a Ray cluster
 """
-
 
 
 def add_parsers(sub: Any) -> None:
@@ -37,8 +41,28 @@ def add_parsers(sub: Any) -> None:
     video.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 25)")
     video.add_argument("--flow", choices=FLOW_METHODS, default=FLOW_METHODS[0], help="optical flow method")
     recipe_options(video, video=True)
+    _segment_options(video)
     _video_output_options(video)
     video.set_defaults(run=run)
+
+
+def _segment_options(parser: argparse.ArgumentParser) -> None:
+    """Painting in segments, in parallel: on this machine or on a Ray cluster."""
+    g = parser.add_argument_group(
+        "segments (parallel)",
+        "cut the video at scene cuts and every --segment-frames frames, paint the segments in parallel with "
+        "the temporal method inside each, and join them without a visible seam")
+    g.add_argument("--segments", action="store_true",
+                   help="paint in segments on this machine (in this process, or in --workers processes)")
+    g.add_argument("--ray", metavar="auto|ADDRESS",
+                   help="paint the segments on a Ray cluster (auto: the one this machine knows of, else a "
+                        "local one); needs pip install 'impasto[ray]'")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes with --segments (default 1: this process), Ray actors with --ray "
+                        "(default: as the cluster's CPUs allow)")
+    g.add_argument("--ray-gpus-per-worker", type=float, metavar="G", help="GPUs each Ray worker reserves (e.g. 1)")
+    g.add_argument("--segment-frames", type=int, metavar="N",
+                   help=f"most frames per segment (default {SEGMENT_FRAMES}; with --segments or --ray)")
 
 
 def _video_output_options(parser: argparse.ArgumentParser) -> None:
@@ -57,21 +81,50 @@ def _video_output_options(parser: argparse.ArgumentParser) -> None:
     progress_options(o)
 
 
+def executor(args: argparse.Namespace) -> Any:
+    """Where segments run, built only when asked for (Ray is imported only with ``--ray``): a Ray
+    executor, worker processes, this process, or None for a whole video painted in order."""
+    segmented = args.ray is not None or args.segments
+    if args.workers is not None and not segmented:
+        raise UsageError("--workers: applies to a video painted in segments; add --segments or --ray")
+    if args.ray_gpus_per_worker is not None and args.ray is None:
+        raise UsageError("--ray-gpus-per-worker: applies to --ray only")
+    if args.ray is not None:
+        from ..scale.ray_backend import RayExecutor  # raises UsageError with the install hint without Ray
+
+        return RayExecutor(args.ray, workers=args.workers, gpus_per_worker=args.ray_gpus_per_worker or 0.0)
+    if args.segments and (args.workers or 1) > 1:
+        from ..scale.processes import ProcessExecutor
+
+        return ProcessExecutor(args.workers)
+    if args.segments:
+        from ..scale.executor import LocalExecutor
+
+        return LocalExecutor()
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..video import FrameReporter, stylize_video
+    from ..reporting import FrameReporter
+    from ..video import stylize_video
 
     recipe = recipe_from_args(args)
+    where = executor(args)
     reporter = FrameReporter(quiet=args.quiet, json_log=args.json_log)
     try:
-        result = stylize_video(args.source, args.output, list(args.styles), recipe, style_blend=args.style_weights,
-                               temporal=not args.no_temporal, cache_dir=args.cache, resume=not args.no_resume,
-                               overwrite=args.force, max_frames=args.max_frames, fps=args.fps, flow_method=args.flow,
-                               on_frame=reporter, on_message=reporter.message)
+        with where if where is not None else nullcontext():
+            result = stylize_video(args.source, args.output, list(args.styles), recipe,
+                                   style_blend=args.style_weights, temporal=not args.no_temporal,
+                                   cache_dir=args.cache, resume=not args.no_resume, overwrite=args.force,
+                                   max_frames=args.max_frames, fps=args.fps, flow_method=args.flow, executor=where,
+                                   segment_frames=args.segment_frames, on_frame=reporter, on_message=reporter.message)
     finally:
         reporter.close()
     flicker = f", flicker {result.flicker:.2e}" if result.flicker is not None else ""
+    joins = f", worst join {result.join_ratio:.2f}x the flicker within segments" if result.join_ratio else ""
     reporter.message(f"wrote {result.output} ({result.frames} frames, {result.computed} painted, "
-                     f"{result.reused} from the cache, {result.elapsed:.1f} s{flicker})",
+                     f"{result.reused} from the cache, {result.elapsed:.1f} s{flicker}{joins})",
                      event="done", output=str(result.output), frames=result.frames, computed=result.computed,
-                     reused=result.reused, elapsed_s=round(result.elapsed, 3), flicker=result.flicker)
+                     reused=result.reused, elapsed_s=round(result.elapsed, 3), flicker=result.flicker,
+                     segments=result.segments, join_ratio=result.join_ratio)
     return 0

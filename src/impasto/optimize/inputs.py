@@ -4,9 +4,9 @@ starting image, coarse-to-fine upsampling, and the finish that turns pixels into
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from dataclasses import replace
 
 import numpy as np
 import torch

@@ -1,5 +1,5 @@
-"""The resumable frame cache of a video run: finished frames, the settings that made them, and
-the output they are delivered to (:func:`plan_target`).
+"""The resumable frame cache of a video run: finished frames, the settings that made them (the
+key), and what a segmented run has finished.
 
 A cache folder holds ``frame_000001.png …`` and a manifest ``impasto-video.json``. The manifest
 records a *key*: the recipe (less the fields marked pixel-neutral, see
@@ -9,6 +9,11 @@ matches continues after the last finished frame, with the stored seed (a recipe 
 another seed starts afresh); any other run clears the folder first, so stale frames are never
 reused. A run stopped by ``max_frames`` also records the preview video it wrote (``preview``:
 path and sha256), which the run that continues it may replace.
+
+A run painted in segments (:mod:`.segmented`) finishes frames out of order, so its manifest also
+lists the finished key frames (``keys``: the segments' first frames, 0-based) and segments
+(``segments``: start, end, join and their warping errors); a rerun reuses exactly those whose
+frame files are all there (:func:`finished_keys`, :func:`finished_segments`).
 """
 
 from __future__ import annotations
@@ -19,10 +24,9 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +34,10 @@ from .._version import __version__
 from ..errors import ImageError, UsageError
 from ..images import LoadedImage, flatten, load_image, save_image, write_atomic
 from ..recipe import Recipe, pixel_neutral_fields
-from .io import FRAME_NAME, VideoInfo, output_kind
+from .io import FRAME_NAME, VideoInfo
+
+if TYPE_CHECKING:
+    from .checks import Target
 
 MANIFEST_NAME = "impasto-video.json"
 CACHE_FORMAT = "impasto-video-cache/1"
@@ -129,53 +136,6 @@ class FrameCache:
         return save_image(rgb, self.frame_path(index))
 
 
-@dataclass
-class Target:
-    """Where a video job's frames go: the output, its frame cache, and what may be replaced."""
-
-    kind: str  # "video" (a file) or "frames" (a folder, its own cache)
-    path: Path
-    cache: FrameCache
-    keep_cache: bool
-    preview: dict[str, Any] | None  # the manifest's record of a preview the output still is
-
-
-def plan_target(output: str | os.PathLike, info: VideoInfo, cache_dir: str | os.PathLike | None, overwrite: bool,
-                keep_cache: bool | None) -> Target:
-    """Check the output before any work and find its cache (a folder output is its own)."""
-    kind = output_kind(output)
-    out = Path(output)
-    if _same_path(out, info.path):
-        raise UsageError(f"output {str(out)!r}: is the input; choose another name")
-    preview = None
-    if kind == "frames":
-        if cache_dir is not None and not _same_path(Path(cache_dir), out):
-            raise UsageError(f"cache {str(cache_dir)!r}: a folder output keeps its own frames; "
-                             "leave the cache folder out")
-        cache = FrameCache(out)
-        if out.is_dir() and not overwrite and cache.manifest() is None and any(out.iterdir()):
-            raise UsageError(f"output {str(out)!r}: the folder is not empty and holds no impasto video; "
-                             "choose an empty folder or use --force")
-    else:
-        cache = FrameCache(cache_dir if cache_dir is not None else f"{out}.frames")
-        if out.is_dir():
-            raise UsageError(f"output {str(out)!r}: is a folder; a video file name was expected")
-        preview = cache.preview_record(out)
-        if out.exists() and not overwrite and preview is None:
-            raise UsageError(f"output {str(out)!r}: already exists (overwrite it with --force)")
-        if not out.parent.is_dir():
-            raise ImageError(f"output {str(out)!r}: the folder {str(out.parent)!r} does not exist")
-    keep = keep_cache if keep_cache is not None else cache_dir is not None or kind == "frames"
-    return Target(kind=kind, path=out, cache=cache, keep_cache=keep, preview=preview)
-
-
-def _same_path(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 def digest(array: np.ndarray | None) -> str | None:
     if array is None:
         return None
@@ -202,14 +162,15 @@ def source_identity(info: VideoInfo) -> dict[str, Any]:
 
 def frame_settings(first: Recipe, later: Recipe, *, temporal: bool, flow_method: str, size: tuple[int, int],
                    styles: Sequence[LoadedImage], style_blend: Sequence[float] | None,
-                   info: VideoInfo) -> dict[str, Any]:
+                   info: VideoInfo, segments: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the frames' pixels depend on: the recipes of the first and later frames, the
-    flow, the size, the styles' digests and the source's identity (see :func:`settings_key`)."""
+    flow, the size, the styles' digests and the source's identity (see :func:`settings_key`), and
+    for a run in segments how they are planned and joined (``segments``)."""
     return {
         "impasto": __version__, "recipe": recipe_key(first), "later": recipe_key(later), "temporal": bool(temporal),
         "flow": flow_method, "size": list(size), "styles": [[digest(s.rgb), digest(s.alpha)] for s in styles],
         "style_blend": None if style_blend is None else [float(w) for w in style_blend],
-        "source": source_identity(info),
+        "source": source_identity(info), **({"segments": segments} if segments is not None else {}),
     }
 
 
@@ -226,9 +187,10 @@ def recipe_key(recipe: Recipe) -> dict[str, Any]:
 
 
 def resume_point(target: Target, key: str, seed: int | None, *, resume: bool, overwrite: bool,
-                 note: Callable[[str], None]) -> tuple[int, int]:
-    """How many cached frames a job continues from, and the seed of its frames: the cache's when it
-    continues them (a rerun without a seed keeps the one drawn first), else ``seed`` or a new one.
+                 note: Callable[[str], None]) -> tuple[dict[str, Any] | None, int]:
+    """The manifest of the cached frames a job continues (None: it starts afresh), and the seed of
+    its frames: the cache's when it continues them (a rerun without a seed keeps the one drawn
+    first), else ``seed`` or a new one.
 
     Frames that cannot be continued are removed (``note`` says why); a preview that a
     ``max_frames`` run wrote is then no longer replaced without ``overwrite``.
@@ -238,7 +200,7 @@ def resume_point(target: Target, key: str, seed: int | None, *, resume: bool, ov
     why = why_not_resumable(manifest, key, seed, resume)
     if why is None and manifest is not None:
         stored = manifest.get("seed")
-        return cache.completed(), stored if isinstance(stored, int) else secrets.randbelow(2**31)
+        return manifest, stored if isinstance(stored, int) else secrets.randbelow(2**31)
     if target.preview is not None and not overwrite:
         raise UsageError(f"output {str(target.path)!r}: already exists (a preview whose frames cannot be "
                          f"continued: {why}; overwrite it with --force)")
@@ -246,7 +208,7 @@ def resume_point(target: Target, key: str, seed: int | None, *, resume: bool, ov
     if stale:
         note(f"removing {stale} frame(s) from {cache.folder}: {why}")
     cache.clear()
-    return 0, seed if seed is not None else secrets.randbelow(2**31)
+    return None, seed if seed is not None else secrets.randbelow(2**31)
 
 
 def why_not_resumable(manifest: dict[str, Any] | None, key: str, seed: int | None, resume: bool) -> str | None:
@@ -270,3 +232,28 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def finished_keys(cache: FrameCache, manifest: dict[str, Any] | None) -> set[int]:
+    """The key frames (0-based) a segmented run's ``manifest`` lists whose files are in ``cache``."""
+    listed = manifest.get("keys", []) if manifest is not None else []
+    return {k for k in listed if isinstance(k, int) and cache.frame_path(k + 1).is_file()}
+
+
+def finished_segments(cache: FrameCache, manifest: dict[str, Any] | None) -> dict[tuple[int, int, str], dict]:
+    """The segments a segmented run's ``manifest`` lists whose frame files are all in ``cache``, by
+    ``(start, end, join)`` (0-based, end exclusive); each record also holds its warping errors."""
+    listed = manifest.get("segments", []) if manifest is not None else []
+    finished = {}
+    for record in listed:
+        try:
+            start, end, join = int(record["start"]), int(record["end"]), str(record["join"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if _all_there(cache, range(start + 1, end + 1)):
+            finished[start, end, join] = record
+    return finished
+
+
+def _all_there(cache: FrameCache, indices: Iterable[int]) -> bool:
+    return all(cache.frame_path(i).is_file() for i in indices)

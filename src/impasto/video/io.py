@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImageError, UsageError
-from ..images import flatten, load_image, resize
+from ..images import Fitting, LoadedImage, flatten, load_image, resize
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif")
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
@@ -166,6 +166,37 @@ def read_frames(info: VideoInfo) -> Generator[np.ndarray, None, None]:
     with closing(reader):
         for data in reader:
             yield np.frombuffer(data, np.uint8).reshape(height, width, 3).astype(np.float32) / 255.0
+
+
+class FittedFrames:
+    """A source's frames fitted to the output geometry of ``fitting``: ``(H, W, 3)`` float32 in [0, 1],
+    all of ``size``. Each iteration decodes the source afresh, one frame at a time.
+
+    Raises :class:`ImageError` when the source has no frames or they come out under 32 px.
+    """
+
+    def __init__(self, info: VideoInfo, fitting: Fitting):
+        self.info, self.fitting = info, fitting
+        frames = read_frames(info)
+        with closing(frames):
+            try:
+                first = self.fitting.apply(LoadedImage(rgb=next(frames))).rgb
+            except StopIteration:
+                raise ImageError(f"video {str(info.path)!r}: has no frames") from None
+        self.size = (first.shape[1], first.shape[0])  # (width, height)
+        if min(self.size) < 32:
+            raise ImageError(f"video {str(info.path)!r}: frames of {self.size[0]}x{self.size[1]} are too small; "
+                             "each side needs at least 32 px")
+
+    def fit(self, frame: np.ndarray) -> np.ndarray:
+        """One decoded frame ``(H, W, 3)`` as the output's geometry wants it."""
+        content = self.fitting.apply(LoadedImage(rgb=frame)).rgb
+        return content if content.shape[:2] == (self.size[1], self.size[0]) else resize(content, self.size)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        frames = read_frames(self.info)
+        with closing(frames):
+            yield from map(self.fit, frames)
 
 
 # ---------------------------------------------------------------------------------------------
