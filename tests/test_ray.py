@@ -145,10 +145,16 @@ def test_a_video_in_segments_on_ray_matches_the_local_segments(cluster, tmp_path
         Image.fromarray(photo[8 + t:8 + t + 48, 8 + 2 * t:8 + 2 * t + 48]).save(frames / f"{t + 1}.png")
     style = brush_strokes((96, 96), seed=0)
     recipe = Recipe.from_preset("fast", max_size=48, min_size=None, steps=2, later_steps=1, seed=0, device="cpu")
-    local = stylize_video(frames, tmp_path / "local", style, recipe, executor=LocalExecutor(), segment_frames=4)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each Ray worker: the same arithmetic, so the same pixels
+    try:
+        local = stylize_video(frames, tmp_path / "local", style, recipe, executor=LocalExecutor(), segment_frames=4)
+    finally:
+        torch.set_num_threads(threads)
     with RayExecutor("auto", workers=2, threads_per_worker=1) as executor:
         remote = stylize_video(frames, tmp_path / "ray", style, recipe, executor=executor, segment_frames=4)
     assert local.frames == remote.frames == 8 and remote.segments == 2
     for name in sorted(p.name for p in (tmp_path / "local").glob("*.png")):
-        # one torch thread per worker rounds a few values differently, which the flow carries along
-        assert np.abs(_pixels(tmp_path / "local" / name) - _pixels(tmp_path / "ray" / name)).mean() < 0.5
+        assert np.abs(_pixels(tmp_path / "local" / name) - _pixels(tmp_path / "ray" / name)).max() <= 1
