@@ -183,7 +183,10 @@ def test_worker_processes_paint_the_same_pictures(photos, tmp_path):
 
     jobs = plan_jobs([str(folder / "2.png"), str(folder / "10.png")], [str(style)], RECIPE)
     local = BatchRunner(jobs, tmp_path / "local").run()
-    pooled = BatchRunner(jobs, tmp_path / "pooled", executor=ProcessExecutor(2, threads=1)).run()
+    with ProcessExecutor(2, threads=1) as executor:
+        pooled = BatchRunner(jobs, tmp_path / "pooled", executor=executor).run()
+        assert executor._workers is not None  # kept for a later map, until closed
+    assert executor._workers is None
     assert local.done == pooled.done == 2
     for job in jobs:
         a = np.asarray(Image.open(tmp_path / "local" / job.output), np.int16)

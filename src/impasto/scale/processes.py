@@ -46,11 +46,18 @@ class ProcessExecutor:
             raise UsageError(f"workers: {workers!r} is out of range: use a whole number from 1", field="workers")
         self.workers = workers
         self.threads = threads or threads_per_worker(workers)
+        self._workers: ProcessPoolExecutor | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        """The worker processes, started at the first map and kept for later ones (until close)."""
+        if self._workers is None:
+            context = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
+            self._workers = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
+                                                initargs=(self.threads,))
+        return self._workers
 
     def map(self, fn: TaskFunction, tasks: Iterable[Any]) -> Iterator[tuple[int, Any]]:
-        context = multiprocessing.get_context("spawn")  # no fork of a process holding torch's threads
-        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                   initargs=(self.threads,))
+        pool = self._pool()
         pending: dict[Future[Any], int] = {}
         source = enumerate(tasks)
         try:
@@ -69,11 +76,17 @@ class ProcessExecutor:
                         raise ImpastoError("a worker process died (out of memory?); run the same command again "
                                            "to continue, perhaps with fewer --workers")
                     yield index, error if error is not None else future.result()
+        except BaseException:
+            self.close()  # Ctrl-C or a dead worker: nothing more runs
+            raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            for future in pending:
+                future.cancel()
 
     def close(self) -> None:
-        pass
+        if self._workers is not None:
+            self._workers.shutdown(wait=True, cancel_futures=True)
+            self._workers = None
 
     def __enter__(self) -> ProcessExecutor:
         return self
