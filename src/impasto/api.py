@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -13,6 +13,9 @@ from .images import ImageSource
 from .optimize import ProgressCallback, Result, Stylizer
 from .recipe import Recipe
 from .reporting import SampleSaver
+
+if TYPE_CHECKING:
+    from .feedforward.model import Model
 
 
 def stylize(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, preset: str = "balanced",
@@ -73,3 +76,23 @@ def run(content: ImageSource, style: ImageSource | Sequence[ImageSource], *, pre
 
     return Stylizer().run(content, style, recipe=recipe, cancel=cancel, callback=notify if callbacks else None,
                           style_blend=style_weights, masks=masks, content_mask=content_mask)
+
+
+def load_model(path: str | Path, *, device: str = "auto", precision: str = "auto") -> Model:
+    """Load a trained model file (``impasto train``) to paint photos in one pass.
+
+    ``device``: ``auto`` (CUDA, then MPS, then the CPU), ``cpu``, ``cuda`` or ``mps``;
+    ``precision``: ``auto`` (bfloat16 where the device computes it natively), ``fp32`` or ``bf16``.
+    A file that is not a model, is cut short or corrupt, or comes from a newer impasto raises
+    :class:`~impasto.feedforward.model.ModelError` with a one-line message.
+
+    Example:
+        >>> import impasto
+        >>> model = impasto.load_model("starry.impasto")  # doctest: +SKIP
+        >>> picture = model.paint("photo.jpg", max_size=1024, preserve_color="none")  # doctest: +SKIP
+        >>> model.info.style_name, picture.shape  # doctest: +SKIP
+        ('starry_night.jpg', (683, 1024, 3))
+    """
+    from .feedforward.model import load_model as load
+
+    return load(path, device=device, precision=precision)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ examples:
       --style-layer-weights 1,2,4 --pooling avg --init noise
   impasto stylize photo.jpg style.jpg -o ref.png --preset reference --epochs 500 --samples samples/
   impasto stylize photo.jpg style.jpg -o out.png --optimizer lbfgs --steps 200 --seed 1
+  impasto stylize photo.jpg --model starry.impasto -o fast.png          # a trained model: one pass
+  impasto stylize photo.jpg --model starry.impasto -o fast.png --max-size 1024 --preserve-color post-lab
 """
 
 EXAMPLES_DEMO = """\
@@ -41,7 +44,11 @@ def add_parsers(sub: Any) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter,
                              description="Paint CONTENT in the style of one or more STYLE images.")
     stylize.add_argument("content", metavar="CONTENT", help="the photo")
-    stylize.add_argument("styles", metavar="STYLE", nargs="+", help="one or more style images")
+    stylize.add_argument("styles", metavar="STYLE", nargs="*", help="one or more style images (none with --model)")
+    stylize.add_argument("--model", metavar="PATH",
+                         help="paint with a trained model (impasto train) in one pass instead of optimizing; "
+                              "the model holds the style. Applies the size and colour options, --device, "
+                              "--precision, --tile-size, --max-memory, --keep-alpha; the full size by default")
     stylize.add_argument("--style-weights", type=floats, metavar="W,..", help="blend of several styles, e.g. 0.7,0.3")
     stylize.add_argument("--masks", nargs="+", metavar="MASK",
                          help="one greyscale mask per style (white = this style; black in all = keep the photo)")
@@ -77,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
     from ..images import check_output, save_image
     from ..reporting import ConsoleReporter, SampleSaver
 
+    if getattr(args, "model", None) is not None:
+        return run_model(args)
+    if args.command == "stylize" and not args.styles:
+        raise UsageError("stylize needs at least one STYLE image (or --model PATH)")
     recipe = recipe_from_args(args)
     if args.command == "demo":
         content, styles, inputs = _demo_inputs()
@@ -116,6 +127,72 @@ def run(args: argparse.Namespace) -> int:
                      event="done", output=str(output), width=width, height=height, steps=result.steps,
                      elapsed_s=round(result.elapsed, 3), losses=result.losses)
     return 0
+
+
+#: Recipe fields that painting with a model uses; every other recipe option is refused with --model.
+MODEL_FIELDS = ("preserve_color", "color_transfer", "max_size", "size", "square", "aspect", "max_pixels",
+                "keep_alpha", "tile_size", "max_memory", "device", "precision")
+#: Options of ``impasto stylize`` that only an optimization uses (besides the recipe's).
+_OPTIMIZATION_ONLY = ("style_weights", "masks", "content_mask", "samples")
+
+
+def run_model(args: argparse.Namespace) -> int:
+    """``impasto stylize PHOTO --model M -o OUT``: the photo painted by a trained model in one pass."""
+    from .._version import __version__
+    from ..feedforward.model import load_model
+    from ..feedforward.paint import paint_image, prepare
+    from ..images import Fitting, check_output, load_image, save_image
+    from ..recipe import MAX_SIDE
+    from ..reporting import LineReporter
+    from .options import RECIPE_FIELDS, flag
+
+    if args.styles:
+        raise UsageError(f"--model paints in the model's style; give no STYLE image ({args.styles[0]!r})")
+    given = {name: getattr(args, name) for name in RECIPE_FIELDS if getattr(args, name, None) is not None}
+    refused = [flag(n) for n in given if n not in MODEL_FIELDS]
+    refused += [flag(n) for n in _OPTIMIZATION_ONLY if getattr(args, n, None) is not None]
+    if refused:
+        raise UsageError(f"{', '.join(refused)}: not used with --model (a model paints in one pass; these options "
+                         "belong to an optimization)")
+    recipe = Recipe.from_preset("balanced", **given)  # validates every value, naming the flag at fault
+    _refuse_dropped_alpha(recipe, args.output)
+    output = check_output(args.output, force=args.force, bit_depth=args.bit_depth,
+                          inputs=(args.content, args.model))
+    reporter = LineReporter(quiet=args.quiet, json_log=args.json_log)
+    model = load_model(args.model, device=recipe.device, precision=recipe.precision)
+    fitting = None
+    if any(name in given for name in ("max_size", "size", "square", "aspect")):
+        fitting = Fitting(max_size=given.get("max_size", MAX_SIDE), size=recipe.size, square=recipe.square,
+                          aspect=recipe.aspect)
+    photo = prepare(load_image(args.content, what="content image", max_pixels=recipe.max_pixels),
+                    max_size=None, fitting=fitting)
+    painting = paint_image(model, photo, preserve_color=recipe.preserve_color, tile=recipe.tile_size,
+                           color_transfer=recipe.color_transfer, max_memory=recipe.max_memory)
+    alpha = photo.alpha if recipe.keep_alpha else None
+    height, width = painting.image.shape[:2]
+    metadata = {
+        "impasto": __version__, "torch": _torch_version(), "device": str(model.device), "precision": model.precision,
+        "model": model.metadata(), "content": photo.identity(),
+        "painting": {"preserve_color": recipe.preserve_color, "color_transfer": recipe.color_transfer,
+                     "max_size": given.get("max_size"), "size": list(recipe.size) if recipe.size else None,
+                     "square": recipe.square, "aspect": list(recipe.aspect) if recipe.aspect else None,
+                     "keep_alpha": recipe.keep_alpha, "tile": painting.tile, "width": width, "height": height},
+        "elapsed_s": round(painting.elapsed, 3),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    save_image(painting.image, output, alpha=alpha, bit_depth=args.bit_depth, metadata=metadata)
+    tiles = f", in tiles of {painting.tile} px" if painting.tile else ""
+    reporter.message(f"wrote {output} ({width}x{height}, model {model.info.style_name}{tiles}, "
+                     f"{painting.elapsed:.2f} s)", event="done", output=str(output), width=width, height=height,
+                     model=model.path, model_sha256=model.sha256, tile=painting.tile,
+                     elapsed_s=round(painting.elapsed, 3))
+    return 0
+
+
+def _torch_version() -> str:
+    import torch
+
+    return str(torch.__version__)
 
 
 def _refuse_dropped_alpha(recipe: Recipe, output: str) -> None:
