@@ -7,7 +7,8 @@
 style anew), (b) one ``impasto batch`` over all of them (one process: the network and the
 style's statistics stay loaded), (c) ``impasto batch --ray auto`` on a local Ray cluster with
 two one-thread workers (the same cores as (b)). Prints images per minute for each, the ratios
-the issue asks for ((b) ≥ 1.5× (a); (c) within 10 % of (b)), and whether the three agree.
+the issue asks for ((b) ≥ 1.5× (a); (c) within 10 % of (b)), whether the three agree, and the
+join ratio of a video painted in segments (``segments.py``, 48 frames in segments of 16).
 
 The photos are 16 different crops of ``../shared/images/tubingen.jpg`` (and the other shared
 pictures), the style ``starry_night.jpg``; run it on a quiet machine.
@@ -61,6 +62,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--preset", default="balanced")
     parser.add_argument("--out", default=str(HERE / "results" / "batch"))
+    parser.add_argument("--no-joins", dest="joins", action="store_false",
+                        help="skip the video segment join ratio (benchmarks/segments.py)")
     args = parser.parse_args()
     if not (SHARED / "tubingen.jpg").exists():
         print(f"needs the shared photos in {SHARED}", file=sys.stderr)
@@ -95,6 +98,14 @@ def main() -> int:
         for folder in ("b", "c"):
             differences.append(int(np.abs(a - np.asarray(Image.open(out / folder / name), np.int16)).max()))
     print(f"largest pixel difference between (a), (b) and (c): {max(differences)}")
+    if args.joins:
+        sys.path.insert(0, str(HERE))
+        from segments import measure  # benchmarks/segments.py
+
+        report = measure(frames=48, segment_frames=16, whole=False, out=out / "segments")
+        if report is not None:
+            print(f"video segment joins ({report['frames']} frames of {report['size'][0]}x{report['size'][1]}, "
+                  f"segments of {report['segment_frames']}): join ratio {report['join_ratio']:.2f} (target <= 1.5)")
     return 0
 
 
