@@ -71,6 +71,7 @@ def main() -> int:
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     photos = make_photos(out / "photos", args.photos, args.size)
+    (out / "a").mkdir()
     style = str(SHARED / "starry_night.jpg")
     options = ["--preset", args.preset, "--max-size", str(args.size), "--seed", "1", "--quiet"]
 
