@@ -15,7 +15,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import ImpastoError, UsageError
 from ..recipe import DEVICES, PRESETS, Recipe
-from . import batch, models, rerun, still, video
+from . import batch, models, rerun, still, train, video
 from .options import (
     DEFAULT_PRESET,
     RECIPE_FIELDS,
@@ -41,6 +41,7 @@ def build_parser() -> Parser:
     batch.add_parsers(sub)
     rerun.add_parsers(sub)
     models.add_parsers(sub)
+    train.add_parsers(sub)
     sub.add_parser("presets", help="list the presets and what they set").set_defaults(run=_presets)
     _add_serve(sub)
     return parser
