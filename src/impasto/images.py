@@ -79,6 +79,15 @@ class Fitting:
 # ---------------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------------
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (read in 1 MiB blocks), as outputs record their inputs'."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def natural_key(path: str | os.PathLike) -> list[int | str]:
     """Sort key that orders numbers by value: ``frame2`` before ``frame10``."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]

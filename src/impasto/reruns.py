@@ -28,7 +28,6 @@ studio decodes uploads (:func:`impasto.web.jobs.load_uploads`), so those rerun e
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -43,7 +42,7 @@ from PIL import Image, UnidentifiedImageError
 from ._version import __version__
 from .cancel import CancelToken
 from .errors import ImageError, ImpastoError, UsageError
-from .images import OUTPUT_FORMATS, LoadedImage, check_output, read_metadata, save_image, sidecar_path
+from .images import OUTPUT_FORMATS, LoadedImage, check_output, file_sha256, read_metadata, save_image, sidecar_path
 from .optimize import ProgressCallback, Result, Stylizer
 from .recipe import PRESETS, Recipe
 
@@ -202,15 +201,6 @@ def rebuild_recipe(recording: Recording, overrides: Mapping[str, Any] | None = N
 # ---------------------------------------------------------------------------------------------
 # Finding the inputs
 # ---------------------------------------------------------------------------------------------
-def file_sha256(path: str | os.PathLike) -> str:
-    """The sha256 of a file's bytes, as outputs record their inputs'."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class FoundInput:
     """An input file of a rerun: where it is, and whether its bytes are the recorded ones."""

