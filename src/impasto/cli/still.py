@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,27 +128,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Recipe fields that painting with a model uses; every other recipe option is refused with --model.
-MODEL_FIELDS = ("preserve_color", "color_transfer", "max_size", "size", "square", "aspect", "max_pixels",
-                "keep_alpha", "tile_size", "max_memory", "device", "precision")
 #: Options of ``impasto stylize`` that only an optimization uses (besides the recipe's).
 _OPTIMIZATION_ONLY = ("style_weights", "masks", "content_mask", "samples")
 
 
 def run_model(args: argparse.Namespace) -> int:
     """``impasto stylize PHOTO --model M -o OUT``: the photo painted by a trained model in one pass."""
-    from .._version import __version__
     from ..feedforward.model import load_model
-    from ..feedforward.paint import paint_image, prepare
-    from ..images import Fitting, check_output, load_image, save_image
-    from ..recipe import MAX_SIDE
+    from ..feedforward.picture import paint_picture, refused_fields
+    from ..images import check_output, load_image, save_image
     from ..reporting import LineReporter
     from .options import RECIPE_FIELDS, flag
 
     if args.styles:
         raise UsageError(f"--model paints in the model's style; give no STYLE image ({args.styles[0]!r})")
     given = {name: getattr(args, name) for name in RECIPE_FIELDS if getattr(args, name, None) is not None}
-    refused = [flag(n) for n in given if n not in MODEL_FIELDS]
+    refused = [flag(n) for n in refused_fields(given)]
     refused += [flag(n) for n in _OPTIMIZATION_ONLY if getattr(args, n, None) is not None]
     if refused:
         raise UsageError(f"{', '.join(refused)}: not used with --model (a model paints in one pass; these options "
@@ -160,39 +154,15 @@ def run_model(args: argparse.Namespace) -> int:
                           inputs=(args.content, args.model))
     reporter = LineReporter(quiet=args.quiet, json_log=args.json_log)
     model = load_model(args.model, device=recipe.device, precision=recipe.precision)
-    fitting = None
-    if any(name in given for name in ("max_size", "size", "square", "aspect")):
-        fitting = Fitting(max_size=given.get("max_size", MAX_SIDE), size=recipe.size, square=recipe.square,
-                          aspect=recipe.aspect)
-    photo = prepare(load_image(args.content, what="content image", max_pixels=recipe.max_pixels),
-                    max_size=None, fitting=fitting)
-    painting = paint_image(model, photo, preserve_color=recipe.preserve_color, tile=recipe.tile_size,
-                           color_transfer=recipe.color_transfer, max_memory=recipe.max_memory)
-    alpha = photo.alpha if recipe.keep_alpha else None
-    height, width = painting.image.shape[:2]
-    metadata = {
-        "impasto": __version__, "torch": _torch_version(), "device": str(model.device), "precision": model.precision,
-        "model": model.metadata(), "content": photo.identity(),
-        "painting": {"preserve_color": recipe.preserve_color, "color_transfer": recipe.color_transfer,
-                     "max_size": given.get("max_size"), "size": list(recipe.size) if recipe.size else None,
-                     "square": recipe.square, "aspect": list(recipe.aspect) if recipe.aspect else None,
-                     "keep_alpha": recipe.keep_alpha, "tile": painting.tile, "width": width, "height": height},
-        "elapsed_s": round(painting.elapsed, 3),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    save_image(painting.image, output, alpha=alpha, bit_depth=args.bit_depth, metadata=metadata)
-    tiles = f", in tiles of {painting.tile} px" if painting.tile else ""
-    reporter.message(f"wrote {output} ({width}x{height}, model {model.info.style_name}{tiles}, "
-                     f"{painting.elapsed:.2f} s)", event="done", output=str(output), width=width, height=height,
-                     model=model.path, model_sha256=model.sha256, tile=painting.tile,
-                     elapsed_s=round(painting.elapsed, 3))
+    photo = load_image(args.content, what="content image", max_pixels=recipe.max_pixels)
+    picture = paint_picture(model, photo, recipe, shrink="max_size" in given)
+    save_image(picture.image, output, alpha=picture.alpha, bit_depth=args.bit_depth, metadata=picture.metadata)
+    tiles = f", in tiles of {picture.tile} px" if picture.tile else ""
+    reporter.message(f"wrote {output} ({picture.width}x{picture.height}, model {model.info.style_name}{tiles}, "
+                     f"{picture.elapsed:.2f} s)", event="done", output=str(output), width=picture.width,
+                     height=picture.height, model=model.path, model_sha256=model.sha256, tile=picture.tile,
+                     elapsed_s=round(picture.elapsed, 3))
     return 0
-
-
-def _torch_version() -> str:
-    import torch
-
-    return str(torch.__version__)
 
 
 def _refuse_dropped_alpha(recipe: Recipe, output: str) -> None:
