@@ -42,8 +42,10 @@ from PIL import Image, UnidentifiedImageError
 from ._version import __version__
 from .cancel import CancelToken
 from .errors import ImageError, ImpastoError, UsageError
+from .feedforward.picture import ModelPicture
 from .images import OUTPUT_FORMATS, LoadedImage, check_output, file_sha256, read_metadata, save_image, sidecar_path
 from .optimize import ProgressCallback, Result, Stylizer
+from .optimize.inputs import MODEL_INIT
 from .recipe import PRESETS, Recipe
 
 __all__ = ["RERUN_SUFFIX", "Recording", "RerunPlan", "RerunWarning", "plan_rerun", "read_recording", "rebuild_recipe",
@@ -143,7 +145,7 @@ def _embedded_metadata(path: Path) -> dict[str, Any] | None:
         metadata = read_metadata(path)
     except (OSError, ValueError, SyntaxError, UnidentifiedImageError):  # not an image, or text that is not JSON
         return None
-    return metadata if isinstance(metadata, dict) and "recipe" in metadata else None
+    return metadata if isinstance(metadata, dict) and ("recipe" in metadata or "model" in metadata) else None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -159,8 +161,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _checked_record(data: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(data, dict) or not isinstance(data.get("recipe"), dict):
-        raise ImpastoError(f"{str(path)!r}: not an impasto record (it has no \"recipe\" object)")
+    if not isinstance(data, dict) or not (isinstance(data.get("recipe"), dict) or isinstance(data.get("model"), dict)):
+        raise ImpastoError(f"{str(path)!r}: not an impasto record (it has no \"recipe\" or \"model\" object)")
     return data
 
 
@@ -368,8 +370,14 @@ def plan_rerun(painted: str | os.PathLike, *, content: str | os.PathLike | None 
     """
     recording = read_recording(painted)
     meta = recording.metadata
+    if "recipe" not in meta:
+        raise ImpastoError(f"{str(recording.source)!r}: painted by a trained model, not by an optimization; "
+                           "impasto.rerun() and impasto rerun paint it again with the model")
     recipe, notes = rebuild_recipe(recording, overrides)
-    if recipe.init not in INIT_KEYWORDS and "init" not in (overrides or {}):
+    if recipe.init.startswith(MODEL_INIT) and "init" not in (overrides or {}):
+        model_path = _locate_path_field(recording, recipe.init[len(MODEL_INIT):], "init model", "--init model:")
+        recipe = recipe.replace(init=MODEL_INIT + model_path)
+    elif recipe.init not in INIT_KEYWORDS and "init" not in (overrides or {}):
         recipe = recipe.replace(init=_locate_path_field(recording, recipe.init, "init image", "--init"))
     if recipe.weights is not None and "weights" not in (overrides or {}):
         recipe = recipe.replace(weights=_locate_path_field(recording, recipe.weights, "weights file", "--weights"))
@@ -429,8 +437,10 @@ def rerun(painted: str | os.PathLike, output: str | os.PathLike | None = None, *
           masks: Sequence[str | os.PathLike] | None = None, content_mask: str | os.PathLike | None = None,
           style_weights: Sequence[float] | None = None, force: bool = False, bit_depth: int | None = None,
           stylizer: Stylizer | None = None, callback: ProgressCallback | None = None,
-          cancel: CancelToken | None = None, **overrides: Any) -> Result:
-    """Paint again the picture ``painted`` records, and return the :class:`~impasto.optimize.Result`.
+          cancel: CancelToken | None = None, model: str | os.PathLike | None = None,
+          **overrides: Any) -> Result | ModelPicture:
+    """Paint again the picture ``painted`` records, and return the :class:`~impasto.optimize.Result`
+    (for a picture a trained model painted, the :class:`~impasto.feedforward.picture.ModelPicture`).
 
     Args:
         painted: a picture impasto wrote (its record inside, or in ``painted.json`` beside it), or
@@ -440,6 +450,7 @@ def rerun(painted: str | os.PathLike, output: str | os.PathLike | None = None, *
         content, styles, masks, content_mask: files to use instead of the recorded ones (``styles``
             and ``masks`` one per recorded one, in order).
         style_weights: a new blend of the styles (default: the recorded one).
+        model: for a model's picture, the model file to use instead of the recorded one.
         **overrides: recipe fields to change, e.g. ``steps=50``; the rest is as recorded, seed included.
 
     Inputs whose bytes differ from the record, and other weights, raise a :class:`RerunWarning`.
@@ -449,6 +460,10 @@ def rerun(painted: str | os.PathLike, output: str | os.PathLike | None = None, *
         >>> import impasto
         >>> result = impasto.rerun("painted.png", "again.png", max_size=1024)  # doctest: +SKIP
     """
+    recording = read_recording(painted)
+    if "recipe" not in recording.metadata:
+        return _rerun_model(recording, output, content=content, model=model, force=force, bit_depth=bit_depth,
+                            overrides=overrides)
     plan = plan_rerun(painted, content=content, styles=styles, masks=masks, content_mask=content_mask,
                       style_weights=style_weights, overrides=overrides)
     stylizer = stylizer or Stylizer(plan.recipe)
@@ -461,3 +476,19 @@ def rerun(painted: str | os.PathLike, output: str | os.PathLike | None = None, *
     if target is not None:
         save_image(result.image, target, alpha=result.alpha, bit_depth=depth, metadata=result.metadata)
     return result
+
+
+def _rerun_model(recording: Recording, output: str | os.PathLike | None, *, content: str | os.PathLike | None,
+                 model: str | os.PathLike | None, force: bool, bit_depth: int | None,
+                 overrides: Mapping[str, Any]) -> ModelPicture:
+    from .model_reruns import plan_model_rerun
+
+    plan = plan_model_rerun(recording, content=content, model=model, overrides=overrides)
+    depth = bit_depth if bit_depth is not None else recording.bit_depth()
+    target = None if output is None else check_output(output, force=force, bit_depth=depth, inputs=plan.input_paths)
+    for message in plan.warnings:
+        warnings.warn(message, RerunWarning, stacklevel=3)
+    picture = plan.run()
+    if target is not None:
+        save_image(picture.image, target, alpha=picture.alpha, bit_depth=depth, metadata=picture.metadata)
+    return picture

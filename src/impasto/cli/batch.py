@@ -17,6 +17,7 @@ examples:
   impasto batch photos/ --style starry_night.jpg -o painted/
   impasto batch 'shoot/**/*.jpg' --style a.jpg b.jpg --each-style -o out/ --max-size 768
   impasto batch --manifest jobs.csv -o out/ --preset fast       # one row per job, columns override
+  impasto batch photos/ --model starry.impasto -o out/           # a trained model: one pass per photo
   impasto batch photos/ --style s.jpg -o out/ --workers 2         # two processes on this machine
   impasto batch photos/ --style s.jpg -o out/ --ray auto          # on a Ray cluster (pip install 'impasto[ray]')
 """
@@ -33,6 +34,9 @@ def add_parsers(sub: Any) -> None:
     batch.add_argument("inputs", metavar="INPUT", nargs="*", help="photos: files, folders or glob patterns")
     batch.add_argument("--style", dest="styles", nargs="+", metavar="STYLE", help="one or more style images")
     batch.add_argument("--style-weights", type=floats, metavar="W,..", help="blend of several styles")
+    batch.add_argument("--model", metavar="PATH",
+                       help="paint every photo with a trained model (impasto train) in one pass instead of "
+                            "optimizing; photos keep their size unless --max-size/--size is given")
     batch.add_argument("--each-style", action="store_true",
                        help="paint every photo in every style on its own (instead of one blend)")
     batch.add_argument("--manifest", metavar="FILE",
@@ -65,17 +69,20 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = recipe_from_args(args)
     extension = f".{args.format}"
+    shrink = args.max_size is not None
+    if args.model is not None:
+        _check_model_options(args)
     if args.manifest:
         if args.inputs:
             raise UsageError("give either INPUT… or --manifest, not both")
-        jobs = read_manifest(args.manifest, recipe, extension)
+        jobs = read_manifest(args.manifest, recipe, extension, model=args.model, shrink=shrink)
     else:
         if not args.inputs:
             raise UsageError("no INPUT: give photos (files, folders or patterns) or --manifest FILE")
-        if not args.styles:
-            raise UsageError("--style: give one or more style images")
-        jobs = plan_jobs(expand_inputs(args.inputs), args.styles, recipe, each_style=args.each_style,
-                         style_blend=args.style_weights, extension=extension)
+        if not args.styles and args.model is None:
+            raise UsageError("--style: give one or more style images (or --model PATH)")
+        jobs = plan_jobs(expand_inputs(args.inputs), args.styles or (), recipe, each_style=args.each_style,
+                         style_blend=args.style_weights, extension=extension, model=args.model, shrink=shrink)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers {args.workers}: use a whole number from 1")
     reporter = BatchReporter(len(jobs), quiet=args.quiet, json_log=args.json_log)
@@ -90,6 +97,25 @@ def run(args: argparse.Namespace) -> int:
         executor.close()
     reporter.summary(summary)
     return 1 if summary.failed else 0
+
+
+def _check_model_options(args: argparse.Namespace) -> None:
+    """``--model``: no styles, no optimization options, and a readable model file (checked once here
+    rather than failing every job)."""
+    from ..feedforward.model import read_model_info
+    from ..feedforward.picture import refused_fields
+    from .options import RECIPE_FIELDS, flag
+
+    if args.styles:
+        raise UsageError(f"--model paints in the model's style; give no --style ({args.styles[0]!r})")
+    given = {name: getattr(args, name) for name in RECIPE_FIELDS if getattr(args, name, None) is not None}
+    refused = [flag(n) for n in refused_fields(given)]
+    refused += [flag(n) for n in ("style_weights",) if getattr(args, n, None) is not None]
+    refused += ["--each-style"] if args.each_style else []
+    if refused:
+        raise UsageError(f"{', '.join(refused)}: not used with --model (a model paints in one pass; these options "
+                         "belong to an optimization)")
+    read_model_info(args.model)
 
 
 def _executor(args: argparse.Namespace) -> Any:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
 from .options import RECIPE_FIELDS, field_option, floats, progress_options, recipe_options
 from .still import _refuse_dropped_alpha
 
@@ -38,6 +39,7 @@ def add_parsers(sub: Any) -> None:
     i.add_argument("--style-weights", type=floats, metavar="W,..", help="a new blend of the styles, e.g. 0.7,0.3")
     i.add_argument("--masks", nargs="+", metavar="MASK", help="the style masks, one per recorded mask, in order")
     i.add_argument("--content-mask", metavar="MASK", help="the content mask")
+    i.add_argument("--model", metavar="PATH", help="the trained model, where it is now (a model's picture)")
     recipe_options(parser, video=False)
     o = parser.add_argument_group("output and progress")
     o.add_argument("-o", "--output", metavar="PATH",
@@ -57,22 +59,23 @@ def typed_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..images import OUTPUT_FORMATS, SIXTEEN_BIT_FORMATS, check_output, save_image
+    from ..images import check_output, save_image
     from ..optimize import Stylizer
     from ..reporting import ConsoleReporter, SampleSaver
-    from ..reruns import plan_rerun
+    from ..reruns import plan_rerun, read_recording
 
+    recording = read_recording(args.painted)
+    if "recipe" not in recording.metadata:
+        return _run_model(recording, args)
+    if args.model is not None:
+        raise UsageError(f"--model: {args.painted!r} was painted by an optimization, not by a model")
     plan = plan_rerun(args.painted, content=args.content, styles=args.style, masks=args.masks,
                       content_mask=args.content_mask, style_weights=args.style_weights,
                       overrides=typed_overrides(args))
     recipe = plan.recipe
     output_path = args.output or str(plan.recording.default_output())
     _refuse_dropped_alpha(recipe, output_path)
-    bit_depth = args.bit_depth
-    if bit_depth is None:  # the painted picture's, where the output's format can hold it
-        bit_depth = plan.recording.bit_depth()
-        if OUTPUT_FORMATS.get(Path(output_path).suffix.lower()) not in SIXTEEN_BIT_FORMATS:
-            bit_depth = 8
+    bit_depth = args.bit_depth if args.bit_depth is not None else _bit_depth_for(plan.recording, output_path)
     output = check_output(output_path, force=args.force, bit_depth=bit_depth, inputs=plan.input_paths)
     stylizer = Stylizer(recipe)
     for warning in [*plan.warnings, plan.weights_warning(stylizer)]:
@@ -98,6 +101,43 @@ def run(args: argparse.Namespace) -> int:
                      steps=result.steps, elapsed_s=round(result.elapsed, 3), seed=result.recipe.seed,
                      losses=result.losses)
     return 0
+
+
+def _run_model(recording: Any, args: argparse.Namespace) -> int:
+    """A model's picture painted again by the model (found as inputs are, or ``--model``)."""
+    from ..images import check_output, save_image
+    from ..model_reruns import plan_model_rerun
+    from ..reporting import LineReporter
+
+    given = [flag for flag, value in (("--style", args.style), ("--style-weights", args.style_weights),
+                                      ("--masks", args.masks), ("--content-mask", args.content_mask),
+                                      ("--samples", args.samples)) if value is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: {args.painted!r} was painted by a trained model, which holds the "
+                         "style; these options belong to an optimization")
+    plan = plan_model_rerun(recording, content=args.content, model=args.model, overrides=typed_overrides(args))
+    output_path = args.output or str(recording.default_output())
+    _refuse_dropped_alpha(plan.recipe, output_path)
+    bit_depth = args.bit_depth if args.bit_depth is not None else _bit_depth_for(recording, output_path)
+    output = check_output(output_path, force=args.force, bit_depth=bit_depth, inputs=plan.input_paths)
+    for warning in plan.warnings:
+        _warn(warning, args)
+    reporter = LineReporter(quiet=args.quiet, json_log=args.json_log)
+    picture = plan.run()
+    save_image(picture.image, output, alpha=picture.alpha, bit_depth=bit_depth, metadata=picture.metadata)
+    reporter.message(f"wrote {output} ({picture.width}x{picture.height}, model {plan.model.path.name}, "
+                     f"{picture.elapsed:.2f} s)", event="done", output=str(output), width=picture.width,
+                     height=picture.height, elapsed_s=round(picture.elapsed, 3))
+    return 0
+
+
+def _bit_depth_for(recording: Any, output_path: str) -> int:
+    """The painted picture's bit depth, where the output's format can hold it."""
+    from ..images import OUTPUT_FORMATS, SIXTEEN_BIT_FORMATS
+
+    if OUTPUT_FORMATS.get(Path(output_path).suffix.lower()) not in SIXTEEN_BIT_FORMATS:
+        return 8
+    return int(recording.bit_depth())
 
 
 def _warn(message: str, args: argparse.Namespace) -> None:

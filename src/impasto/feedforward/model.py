@@ -274,13 +274,16 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     return _info(_label(path), metadata)
 
 
-def _read_all(path: str | os.PathLike) -> tuple[ModelInfo, dict[str, torch.Tensor], dict[str, str], str]:
-    """Info, every tensor, the metadata and the file's sha256, after checking the checksum."""
+def _read_all(path: str | os.PathLike, data: bytes | None = None
+              ) -> tuple[ModelInfo, dict[str, torch.Tensor], dict[str, str], str]:
+    """Info, every tensor, the metadata and the sha256 of the file (or of ``data``, the file's
+    bytes read elsewhere), after checking the checksum."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
     label = _label(path)
-    data, _ = _read_bytes(path)
+    if data is None:
+        data, _ = _read_bytes(path)
     _, metadata, _ = _header(path, data)
     info = _info(label, metadata)
     try:
@@ -330,6 +333,14 @@ def load_model(path: str | os.PathLike, *, device: str = "auto", precision: str 
     info, tensors, _, sha256 = _read_all(path)
     net = _network(_label(path), info, tensors)
     return Model(net, info, sha256=sha256, path=str(path), device=device, precision=precision)
+
+
+def load_model_bytes(data: bytes, path: str, *, device: str = "auto", precision: str = "auto") -> Model:
+    """:func:`load_model` from the file's bytes (read by another machine); ``path`` names it in
+    messages and in the pictures it paints."""
+    info, tensors, _, sha256 = _read_all(path, data)
+    net = _network(_label(path), info, tensors)
+    return Model(net, info, sha256=sha256, path=path, device=device, precision=precision)
 
 
 class Model:

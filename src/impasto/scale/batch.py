@@ -78,6 +78,11 @@ class _FileReader:
             self._styles[path] = self._read(path, "style image")
         return self._styles[path]
 
+    def model(self, path: str) -> tuple[bytes, str]:
+        if path not in self._styles:
+            self._styles[path] = self._read(path, "model")
+        return self._styles[path]
+
     @staticmethod
     def _read(path: str, what: str) -> tuple[bytes, str]:
         try:
@@ -132,17 +137,19 @@ class BatchRunner:
                 try:
                     content, content_sha = reader.content(job.content)
                     styles = [reader.style(path) for path in job.styles]
+                    model, model_sha = reader.model(job.model) if job.model is not None else (None, None)
                 except ImpastoError as error:
                     end("failed", job, None, error=describe_error(error))
                     continue
-                recipe_hash = job_hash(job, content_sha, [sha for _, sha in styles], self.bit_depth)
+                recipe_hash = job_hash(job, content_sha, [sha for _, sha in styles], self.bit_depth, model_sha)
                 if not self.force and ledger.finished(job.output, recipe_hash):
                     end("skipped", job, recipe_hash)
                     continue
                 submitted[next(number)] = (job, recipe_hash, time.perf_counter())
                 yield PaintTask(content=content, content_path=job.content, styles=tuple(d for d, _ in styles),
                                 style_paths=job.styles, recipe=job.recipe, style_blend=job.style_blend,
-                                suffix=Path(job.output).suffix, bit_depth=self.bit_depth)
+                                suffix=Path(job.output).suffix, bit_depth=self.bit_depth, model=model,
+                                model_path=job.model, shrink=job.shrink)
 
         for index, outcome in self.executor.map(self._function(submitted), tasks()):
             job, recipe_hash, began = submitted.pop(index)

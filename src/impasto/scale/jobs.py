@@ -35,6 +35,10 @@ class BatchJob:
     output: str
     recipe: Recipe
     style_blend: tuple[float, ...] | None = None
+    #: A trained model painting the photo instead of an optimization in ``styles`` (then empty).
+    model: str | None = None
+    #: Whether a model paints at most ``recipe.max_size`` (it was asked for) or at the photo's size.
+    shrink: bool = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,9 +91,15 @@ def output_names(contents: Sequence[str], styles: Sequence[Sequence[str]], exten
 
 
 def plan_jobs(contents: Sequence[str], styles: Sequence[str], recipe: Recipe, *, each_style: bool = False,
-              style_blend: Sequence[float] | None = None, extension: str = ".png") -> list[BatchJob]:
-    """Every photo in ``styles`` blended (by ``style_blend``), or with ``each_style`` in each style alone."""
+              style_blend: Sequence[float] | None = None, extension: str = ".png", model: str | None = None,
+              shrink: bool = True) -> list[BatchJob]:
+    """Every photo in ``styles`` blended (by ``style_blend``), or with ``each_style`` in each style alone;
+    with ``model``, every photo painted by that model (``<photo>__<model>.png``)."""
     _check_extension(extension)
+    if model is not None:
+        names = output_names(contents, [(model,)] * len(contents), extension)
+        return [BatchJob(content=c, styles=(), output=n, recipe=recipe, model=model, shrink=shrink)
+                for c, n in zip(contents, names, strict=True)]
     pairs: list[tuple[str, tuple[str, ...]]] = (
         [(c, (s,)) for c in contents for s in styles] if each_style else [(c, tuple(styles)) for c in contents])
     names = output_names([c for c, _ in pairs], [s for _, s in pairs], extension)
@@ -101,14 +111,16 @@ def plan_jobs(contents: Sequence[str], styles: Sequence[str], recipe: Recipe, *,
 # ---------------------------------------------------------------------------------------------
 # Manifests
 # ---------------------------------------------------------------------------------------------
-def read_manifest(path: str | os.PathLike, recipe: Recipe, extension: str = ".png") -> list[BatchJob]:
+def read_manifest(path: str | os.PathLike, recipe: Recipe, extension: str = ".png", *, model: str | None = None,
+                  shrink: bool = True) -> list[BatchJob]:
     """The jobs of a ``.csv`` (a header row) or ``.jsonl`` manifest, one per row.
 
     Columns: ``content`` (required), ``styles`` (one path, or several separated by ``;`` in CSV,
-    a list in JSON lines; default: none, an error), ``output`` (a file name; default
-    ``<photo>__<style>.png``), ``style_weights`` and any recipe field (``max_size`` or
-    ``max-size``) overriding ``recipe`` for that row. Relative paths are relative to the
-    manifest's folder. Empty CSV cells keep ``recipe``'s value.
+    a list in JSON lines) or ``model`` (a trained model file; default ``model``, the command
+    line's), ``output`` (a file name; default ``<photo>__<style>.png``), ``style_weights`` and any
+    recipe field (``max_size`` or ``max-size``) overriding ``recipe`` for that row (for a model,
+    only those models use). Relative paths are relative to the manifest's folder. Empty CSV cells
+    keep ``recipe``'s value.
     """
     source = Path(path)
     try:
@@ -134,13 +146,13 @@ def read_manifest(path: str | os.PathLike, recipe: Recipe, extension: str = ".pn
         raise UsageError(f"manifest {str(source)!r}: use a .csv or .jsonl file")
     if not rows:
         raise UsageError(f"manifest {str(source)!r}: no rows")
-    jobs = [_manifest_job(row, number, source, recipe, typed, extension) for number, row in rows]
+    jobs = [_manifest_job(row, number, source, recipe, typed, extension, model, shrink) for number, row in rows]
     _check_unique_outputs(jobs, source)
     return jobs
 
 
 def _manifest_job(row: dict[str, Any], number: int, source: Path, recipe: Recipe, typed: bool,
-                  extension: str) -> BatchJob:
+                  extension: str, default_model: str | None, shrink: bool) -> BatchJob:
     where = f"manifest {str(source)!r} line {number}"
     row = {str(k).strip().lstrip("-").replace("-", "_"): v for k, v in row.items() if k}  # csv: None for extras
     if not typed:
@@ -152,8 +164,23 @@ def _manifest_job(row: dict[str, Any], number: int, source: Path, recipe: Recipe
     styles = [styles_value] if isinstance(styles_value, str) and typed else styles_value
     if isinstance(styles, str):
         styles = [s.strip() for s in styles.split(";") if s.strip()]
-    if not styles or not isinstance(styles, list) or not all(isinstance(s, str) for s in styles):
-        raise UsageError(f"{where}: no styles column (one path, or several separated by ';')")
+    row_model = row.pop("model", None)
+    model = _relative_to(row_model, source.parent) if isinstance(row_model, str) and row_model else row_model
+    model = model or (None if styles else default_model)
+    if model is not None:
+        if not isinstance(model, str):
+            raise UsageError(f"{where}: model must be the path of a model file")
+        if styles:
+            raise UsageError(f"{where}: give styles or a model, not both")
+        from ..feedforward.picture import refused_fields
+
+        refused = refused_fields({k: v for k, v in row.items() if k in _FIELD_TYPES})
+        if refused:
+            raise UsageError(f"{where}: {', '.join(refused)} not used with a model (a model paints in one pass)")
+        shrink = shrink or "max_size" in row
+        styles = []
+    elif not styles or not isinstance(styles, list) or not all(isinstance(s, str) for s in styles):
+        raise UsageError(f"{where}: no styles column (one path, or several separated by ';') or model column")
     output = row.pop("output", None)
     blend = row.pop("style_weights", None)
     if isinstance(blend, str):
@@ -169,13 +196,13 @@ def _manifest_job(row: dict[str, Any], number: int, source: Path, recipe: Recipe
     base = source.parent
     content_path = _relative_to(content, base)
     style_paths = tuple(_relative_to(s, base) for s in styles)
-    name = output if isinstance(output, str) and output else output_names([content_path], [style_paths],
-                                                                            extension)[0]
+    shown: tuple[str, ...] = style_paths or (str(model),)
+    name = output if isinstance(output, str) and output else output_names([content_path], [shown], extension)[0]
     _check_extension(Path(name).suffix, where)
     if Path(name).name != name:
         raise UsageError(f"{where}: output {name!r} must be a file name, not a path")
     return BatchJob(content=content_path, styles=style_paths, output=name, recipe=job_recipe,
-                    style_blend=tuple(blend) if blend else None)
+                    style_blend=tuple(blend) if blend else None, model=model, shrink=shrink)
 
 
 def _relative_to(path: str, base: Path) -> str:
@@ -222,12 +249,19 @@ def _parse_text(name: str, text: str, where: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Identity
 # ---------------------------------------------------------------------------------------------
-def job_hash(job: BatchJob, content_sha256: str, style_sha256: Sequence[str], bit_depth: int = 8) -> str:
-    """What decides a job's pixels, hashed: the recipe (less its pixel-neutral fields), the inputs'
-    bytes, the blend and the output's encoding. Equal hashes mean an existing output can stay."""
+def job_hash(job: BatchJob, content_sha256: str, style_sha256: Sequence[str], bit_depth: int = 8,
+             model_sha256: str | None = None) -> str:
+    """What decides a job's pixels, hashed: the recipe (less its pixel-neutral fields; for a model,
+    the fields models use), the inputs' bytes (the model's), the blend and the output's encoding.
+    Equal hashes mean an existing output can stay."""
     neutral = set(pixel_neutral_fields())
     recipe = {k: v for k, v in job.recipe.to_dict().items() if k not in neutral}
-    record = {"recipe": recipe, "content": content_sha256, "styles": list(style_sha256),
-              "style_blend": list(job.style_blend) if job.style_blend else None,
-              "format": Path(job.output).suffix.lower(), "bit_depth": bit_depth}
+    record: dict[str, Any] = {"recipe": recipe, "content": content_sha256, "styles": list(style_sha256),
+                              "style_blend": list(job.style_blend) if job.style_blend else None,
+                              "format": Path(job.output).suffix.lower(), "bit_depth": bit_depth}
+    if job.model is not None:
+        from ..feedforward.picture import MODEL_FIELDS
+
+        record["recipe"] = {k: v for k, v in recipe.items() if k in MODEL_FIELDS and (job.shrink or k != "max_size")}
+        record["model"] = model_sha256
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]

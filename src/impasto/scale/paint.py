@@ -7,12 +7,18 @@ system: the driver reads the files and writes the outputs.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..images import OUTPUT_FORMATS, encode, load_image_bytes
+from ..images import OUTPUT_FORMATS, LoadedImage, encode, load_image_bytes
 from ..optimize import ProgressCallback, Stylizer
 from ..recipe import Recipe
+
+if TYPE_CHECKING:
+    from ..feedforward.model import Model
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,11 @@ class PaintTask:
     style_blend: tuple[float, ...] | None
     suffix: str = ".png"
     bit_depth: int = 8
+    #: A trained model's file bytes and path (then ``styles`` is empty) and whether it shrinks the
+    #: photo to ``recipe.max_size`` (see :func:`impasto.feedforward.picture.paint_picture`).
+    model: bytes | None = None
+    model_path: str | None = None
+    shrink: bool = True
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,8 @@ def paint(stylizer: Stylizer, task: PaintTask, callback: ProgressCallback | None
     """
     limit = task.recipe.max_pixels
     content = load_image_bytes(task.content, path=task.content_path, what="content image", max_pixels=limit)
+    if task.model is not None:
+        return _paint_with_model(task, content)
     styles = [load_image_bytes(data, path=path, what="style image", max_pixels=limit)
               for data, path in zip(task.styles, task.style_paths, strict=True)]
     result = stylizer.run(content, styles, recipe=task.recipe, style_blend=task.style_blend, callback=callback)
@@ -56,3 +69,37 @@ def paint(stylizer: Stylizer, task: PaintTask, callback: ProgressCallback | None
     height, width = result.image.shape[:2]
     return Painted(data=data, metadata=result.metadata, width=width, height=height, steps=result.steps,
                    elapsed=result.elapsed)
+
+
+#: Models this process has loaded, by (sha256, device, precision); a batch uses one or a few.
+_MODELS: OrderedDict[tuple[str, str, str], Model] = OrderedDict()
+_MODELS_KEPT = 4
+_MODELS_LOCK = threading.Lock()
+
+
+def _model_for(task: PaintTask) -> Model:
+    """The task's model, loaded once per process (worker processes and Ray actors keep theirs)."""
+    from ..feedforward.model import load_model_bytes
+
+    assert task.model is not None and task.model_path is not None
+    key = (hashlib.sha256(task.model).hexdigest(), task.recipe.device, task.recipe.precision)
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            model = load_model_bytes(task.model, task.model_path, device=task.recipe.device,
+                                     precision=task.recipe.precision)
+            _MODELS[key] = model
+            while len(_MODELS) > _MODELS_KEPT:
+                _MODELS.popitem(last=False)
+        _MODELS.move_to_end(key)
+    return model
+
+
+def _paint_with_model(task: PaintTask, content: LoadedImage) -> Painted:
+    from ..feedforward.picture import paint_picture
+
+    picture = paint_picture(_model_for(task), content, task.recipe, shrink=task.shrink)
+    data = encode(picture.image, OUTPUT_FORMATS[task.suffix.lower()], alpha=picture.alpha,
+                  bit_depth=task.bit_depth, metadata=picture.metadata)
+    return Painted(data=data, metadata=picture.metadata, width=picture.width, height=picture.height, steps=0,
+                   elapsed=picture.elapsed)
