@@ -2,7 +2,8 @@
 
 `impasto.web.serve` runs in a child process on a free port; the page uploads two images, paints a
 small `fast` picture while its preview changes, shows the result in the gallery, reports a bad
-upload, and cancels a second job. Screenshots go to ``test-output/web/``.
+upload, and cancels a second job; a studio with ``--models`` paints with a trained model. Screenshots
+go to ``test-output/web/``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,29 @@ STEPS = 6
 @pytest.fixture(scope="module")
 def server():
     """`impasto.web.serve` in a child process on a free port; yields its address."""
-    code = "from impasto.web import serve; serve('127.0.0.1', 0, max_output=1024)"
+    yield from _serve("max_output=1024")
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory):
+    """The same with ``models=``: a folder holding a tiny model and a file that is not one."""
+    import torch
+
+    from impasto.feedforward import Architecture, ModelInfo, TransformNet, save_model
+    from impasto.recipe import Recipe
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    info = ModelInfo(architecture=Architecture(4, 1), recipe=Recipe.from_preset("fast"), style_name="starry.jpg",
+                     style_sha256="ab" * 32, size=64, steps=40)
+    save_model(folder / "starry.impasto", TransformNet(info.architecture).eval(), info)
+    (folder / "junk.impasto").write_text("not a model\n")
+    yield from _serve(f"max_output=1024, models={str(folder)!r}")
+
+
+def _serve(options: str):
+    """`impasto.web.serve` with keyword ``options`` in a child process on a free port; yields its address."""
+    code = f"from impasto.web import serve; serve('127.0.0.1', 0, {options})"
     child = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)
     try:
@@ -177,5 +200,50 @@ def test_paint_watch_download_and_cancel_in_a_browser(server, images, browser):
     assert page.input_value("#max-size") == str(SIZE)
     assert page.input_value("#steps") == str(STEPS)
     assert "/api/results/" in page.get_attribute("#picture", "src")
+    assert problems == []
+    page.close()
+
+
+def test_paint_with_a_trained_model_in_a_browser(model_server, images, browser):
+    photo, _, _ = images
+    page = browser.new_page(viewport={"width": 1360, "height": 860})
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(model_server)
+    page.wait_for_selector("#painting-source:not([hidden])")
+    page.click("#painting-source button[data-source=model]")
+    page.wait_for_selector("#model-select option[value='starry.impasto']", state="attached")
+    assert not page.is_visible("#presets") and not page.is_visible("#style-strength") and not page.is_visible("#steps")
+    assert page.is_visible("#model-select") and page.is_visible("#max-size")
+    options = page.eval_on_selector_all("#model-select option", "os => os.map(o => [o.value, o.disabled])")
+    assert options == [["junk.impasto", True], ["starry.impasto", False]]
+    assert page.input_value("#model-select") == "starry.impasto"
+    assert "junk.impasto" in text(page, "#model-desc") and "starry.jpg" in text(page, "#model-desc")
+
+    page.set_input_files("#content-file", str(photo))
+    page.wait_for_selector("#content-drop.filled")
+    page.eval_on_selector("#max-size", f"e => {{ e.value = {SIZE}; e.dispatchEvent(new Event('input')); }}")
+    page.click("#start-btn")
+    page.wait_for_function("() => document.querySelector('#phase').textContent === 'Done'", timeout=60_000)
+    assert "starry.impasto" in text(page, "#result-meta") and "painted by the model" in text(page, "#stats")
+    assert text(page, "#start-hint") == "Ready when you are."
+    download = page.request.get(page.eval_on_selector("#download-btn", "e => e.href"))
+    from impasto.images import read_metadata
+
+    assert Image.open(io.BytesIO(download.body())).size == (SIZE, SIZE)
+    assert read_metadata(io.BytesIO(download.body()))["model"]["path"] == "starry.impasto"
+    page.click("#recipe-btn")
+    page.wait_for_selector("#recipe:not([hidden])")
+    assert "starry.jpg" in text(page, "#recipe")
+    page.wait_for_timeout(300)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "studio-model.png"))
+    # Re-opened from the gallery with style images chosen, the picture brings its model back.
+    page.click("#painting-source button[data-source=upload]")
+    assert page.is_visible("#presets")
+    page.click("#gallery button")
+    assert page.is_visible("#model-select") and not page.is_visible("#presets")
+    assert page.input_value("#max-size") == str(SIZE)
     assert problems == []
     page.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 from .errors import ImpastoError, UsageError
 from .feedforward.picture import ModelPicture, paint_picture, painting_options, refused_fields
-from .images import file_sha256, load_image
+from .images import LoadedImage, file_sha256, load_image
 from .recipe import Recipe
 from .reruns import FoundInput, Recording, locate_input
 
@@ -50,11 +50,24 @@ class ModelRerunPlan:
         from .feedforward.model import load_model
 
         model = load_model(self.model.path, device=self.recipe.device, precision=self.recipe.precision)
-        photo = load_image(str(self.content.path), what="content image", max_pixels=self.recipe.max_pixels)
+        photo = self._studio_photo() if self.recording.from_studio else load_image(
+            str(self.content.path), what="content image", max_pixels=self.recipe.max_pixels)
         picture = paint_picture(model, photo, self.recipe, shrink=self.shrink)
         painted = self.recording.painted if self.recording.painted.exists() else self.recording.source
         picture.metadata["rerun_of"] = {"path": str(painted), "sha256": file_sha256(painted)}
+        if self.recording.from_studio:
+            picture.metadata["studio"] = self.recording.metadata["studio"]
         return picture
+
+    def _studio_photo(self) -> LoadedImage:
+        """The photo decoded as the web studio decoded its upload (shrunk first), so the pixels match."""
+        from .web.jobs import load_uploads
+        from .web.uploads import Upload
+
+        path = self.content.path
+        upload = Upload(id="rerun", kind="content", filename=path.name, data=path.read_bytes(), width=0, height=0,
+                        format="", thumbnail=b"", sha256=self.content.sha256)
+        return load_uploads(self.recipe, upload, [])[0]
 
 
 def plan_model_rerun(recording: Recording, *, content: str | os.PathLike | None = None,

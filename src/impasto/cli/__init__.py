@@ -65,6 +65,9 @@ def _add_serve(sub: Any) -> None:
     serve.add_argument("--max-queue", type=int, default=8, metavar="N", help="jobs that may wait (default 8)")
     serve.add_argument("--max-upload-mb", type=float, default=25, metavar="MB", help="largest upload (default 25)")
     serve.add_argument("--device", choices=DEVICES, help="where jobs run (default auto)")
+    serve.add_argument("--models", metavar="DIR",
+                       help="also offer the trained models (*.impasto) in this folder: the page paints with them "
+                            "in one pass (new files show up when the page reloads)")
     serve.add_argument("--debug", action="store_true", help="show tracebacks")
     serve.set_defaults(run=_serve)
 
@@ -113,5 +116,5 @@ def _serve(args: Any) -> int:
 
     serve(args.host, args.port, open_browser=args.open, token=args.token, no_token=args.no_token,
           allowed_hosts=args.allow_host, max_queue=args.max_queue, max_upload_mb=args.max_upload_mb,
-          device=args.device, log_level="info" if args.debug else "warning")
+          device=args.device, log_level="info" if args.debug else "warning", models=args.models)
     return 0

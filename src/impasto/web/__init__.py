@@ -41,14 +41,15 @@ def create_app(**options: Any) -> FastAPI:
 def serve(host: str = "127.0.0.1", port: int = 8000, *, open_browser: bool = False, token: str | None = None,
           no_token: bool = False, allowed_hosts: Sequence[str] = (), max_queue: int = 8,
           max_upload_mb: float = 25, max_pixels: int = 40_000_000, max_output: int = 2048,
-          device: str | None = None, log_level: str = "warning") -> None:
+          device: str | None = None, log_level: str = "warning", models: str | None = None) -> None:
     """Run the studio until Ctrl-C.
 
     Every request needs a token (``token`` or a new random one, printed in the address to open)
     unless ``no_token`` (loopback only). Only requests addressed to ``localhost``, a loopback
     address or one of ``allowed_hosts`` are answered; on any other ``host`` every name is, since
     the token guards it, and a warning says that plain HTTP exposes the token. At most
-    ``max_queue`` jobs wait. Raises :class:`~impasto.errors.UsageError` for a bad port or option
+    ``max_queue`` jobs wait. ``models``: a folder whose trained models (``*.impasto``) the page
+    offers besides optimization. Raises :class:`~impasto.errors.UsageError` for a bad port or option
     and :class:`~impasto.errors.ImpastoError` when the address cannot be bound.
     """
     try:
@@ -60,7 +61,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, *, open_browser: bool = Fal
     token = access_token(host, token, no_token=no_token)
     hosts = [*allowed_hosts, *([] if _is_loopback(host) else ["*"])]
     app = create_app(token=token, no_token=token is None, allowed_hosts=hosts, max_queue=max_queue,
-                     max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_output=max_output, device=device)
+                     max_upload_mb=max_upload_mb, max_pixels=max_pixels, max_output=max_output, device=device,
+                     models=models)
     sock = _bind(host, port)
     port = sock.getsockname()[1]
     lines = startup_lines(host, port, token)

@@ -5,12 +5,16 @@ Routes (all JSON errors are ``{"error": "one line"}``, with ``"field"`` when a s
 ========================================  ==========================================================
 ``GET  /``                                the page (``?token=`` sets the access cookie; the page
                                           also gets the XSRF cookie it echoes in ``X-XSRF-Token``)
-``GET  /api/info``                        version, device, presets, limits, the XSRF cookie's name
+``GET  /api/info``                        version, device, presets, limits, the XSRF cookie's name,
+                                          whether models are offered
+``GET  /api/models``                      the trained models offered (``--models DIR``), read now
 ``POST /api/uploads?kind=content|style|mask``  multipart field ``file``; the image is decoded to check it
 ``GET  /api/uploads/{id}``                an upload's description; ``/thumb.jpg`` its thumbnail
 ``POST /api/jobs``                        ``application/json``: ``{"content": id, "styles": [id..],
                                           "settings": {..}}``, optionally ``"masks": [id..]`` (one
-                                          per style) and ``"content_mask": id``; 429 when the queue is full
+                                          per style) and ``"content_mask": id``; or ``{"content": id,
+                                          "model": name, "settings": {..}}`` to paint with a listed
+                                          model; 429 when the queue is full
 ``GET  /api/jobs/{id}``                   the job's state; ``/events`` the same as server-sent events
 ``GET  /api/jobs/{id}/preview?v=N``       the latest preview (JPEG)
 ``POST /api/jobs/{id}/cancel``            remove a queued job or stop a running one
@@ -24,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -42,10 +48,19 @@ from starlette.types import Receive
 from .._version import __version__
 from ..errors import UsageError
 from ..optimize import Stylizer
-from ..recipe import PRESERVE_COLOR
+from ..recipe import COLOR_TRANSFERS, PRESERVE_COLOR
 from .guard import AccessPolicy, Guard, cookie_name, error_response
 from .jobs import FINISHED, JobManager, JobRequest, QueueFull
-from .settings import CONTROLS, MAX_STYLE_SIDE, MIN_OUTPUT_SIDE, preset_defaults, recipe_from_settings
+from .models import ModelShelf
+from .settings import (
+    CONTROLS,
+    MAX_STYLE_SIDE,
+    MIN_OUTPUT_SIDE,
+    MODEL_SETTINGS,
+    model_recipe_from_settings,
+    preset_defaults,
+    recipe_from_settings,
+)
 from .uploads import DECODE_SLOTS, KINDS, Upload, UploadError, UploadStore
 
 __all__ = ["ApiError", "create_app"]
@@ -56,7 +71,7 @@ MAX_STYLES = 4
 MULTIPART_OVERHEAD = 64 * 1024
 #: The largest JSON body an endpoint reads (a job's is a few hundred bytes).
 MAX_JSON_BYTES = 64 * 1024
-JOB_FIELDS = ("content", "styles", "masks", "content_mask", "settings")
+JOB_FIELDS = ("content", "styles", "masks", "content_mask", "settings", "model")
 
 
 class ApiError(Exception):
@@ -72,7 +87,7 @@ def create_app(*, token: str | None = None, no_token: bool = False, allowed_host
                max_upload_mb: float = 25, max_pixels: int = 40_000_000, max_output: int = 2048,
                max_style_side: int = MAX_STYLE_SIDE, max_queue: int = 8, device: str | None = None,
                stylizer_factory: Callable[[], Stylizer] = Stylizer, preview_interval: float = 0.3,
-               max_results: int = 32) -> FastAPI:
+               max_results: int = 32, models: str | os.PathLike | None = None) -> FastAPI:
     """The studio as an ASGI app.
 
     Args:
@@ -91,6 +106,8 @@ def create_app(*, token: str | None = None, no_token: bool = False, allowed_host
         stylizer_factory: makes the worker's Stylizer (tests may pass their own).
         preview_interval: least seconds between two preview images of a running job.
         max_results: results kept in memory; the oldest go first.
+        models: a folder of trained models (``*.impasto``) to offer besides optimization (see
+            :mod:`.models`); raises :class:`UsageError` when it is not a folder.
     """
     if no_token and token is not None:
         raise UsageError("--token and --no-token cannot be used together")
@@ -102,6 +119,7 @@ def create_app(*, token: str | None = None, no_token: bool = False, allowed_host
     if max_queue < 1:
         raise UsageError(f"--max-queue {max_queue}: use a whole number of at least 1")
     policy = AccessPolicy.build(token, allowed_hosts)
+    shelf = ModelShelf(models) if models is not None else None
     uploads = UploadStore(max_bytes_each=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels)
     manager = JobManager(stylizer_factory=stylizer_factory, preview_interval=preview_interval,
                          max_results=max_results, max_queue=max_queue,
@@ -120,6 +138,7 @@ def create_app(*, token: str | None = None, no_token: bool = False, allowed_host
     app.state.policy = policy
     app.state.uploads = uploads
     app.state.manager = manager
+    app.state.models = shelf
     app.add_middleware(Guard, policy=policy)
     static = resources.files("impasto.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
@@ -158,11 +177,19 @@ def create_app(*, token: str | None = None, no_token: bool = False, allowed_host
         return {"version": __version__, "device": _device_label(device), "presets": preset_defaults(),
                 "default_preset": "balanced", "preserve_color": list(PRESERVE_COLOR),
                 "queue": manager.queue_length(), "xsrf_cookie": policy.xsrf_cookie,
+                "models": shelf is not None, "model_settings": list(MODEL_SETTINGS),
+                "color_transfer": list(COLOR_TRANSFERS),
                 "limits": {"upload_bytes": uploads.max_bytes_each, "pixels": max_pixels, "styles": MAX_STYLES,
                            "min_size": MIN_OUTPUT_SIDE, "max_size": max_output, "max_queue": max_queue,
                            "style_side": max_style_side,
                            "style_scale": [CONTROLS["style_scale"].low, CONTROLS["style_scale"].high],
                            "steps": [CONTROLS["steps"].low, CONTROLS["steps"].high]}}
+
+    @app.get("/api/models")
+    def model_list() -> dict[str, Any]:
+        if shelf is None:
+            return {"enabled": False, "models": []}
+        return {"enabled": True, "models": [entry.describe() for entry in shelf.listing()]}
 
     # -- uploads --------------------------------------------------------------------------------
     @app.post("/api/uploads", status_code=201)
@@ -194,9 +221,9 @@ def create_app(*, token: str | None = None, no_token: bool = False, allowed_host
     @app.post("/api/jobs", status_code=201)
     async def start_job(request: Request) -> Response:
         body = await _read_json(request)
-        try:
-            job_request = _job_request(body, uploads, max_output=max_output, device=device, max_pixels=max_pixels,
-                                       max_style_side=max_style_side)
+        try:  # in a thread: naming a model reads the models folder
+            job_request = await run_in_threadpool(_job_request, body, uploads, max_output=max_output, device=device,
+                                                  max_pixels=max_pixels, max_style_side=max_style_side, shelf=shelf)
         except UsageError as exc:
             raise ApiError(422, str(exc), **({"field": exc.field} if exc.field else {})) from None
         except LookupError as exc:
@@ -260,7 +287,7 @@ def create_app(*, token: str | None = None, no_token: bool = False, allowed_host
     @app.get("/api/results/{result_id}.png")
     def result_png(result_id: str) -> Response:
         item = _found(manager.result(result_id), "result")
-        name = f"impasto-{item.settings.get('preset', 'picture')}-{item.id[:6]}.png"
+        name = f"impasto-{_file_part(item.settings)}-{item.id[:6]}.png"
         return Response(item.png, media_type="image/png",
                         headers={"Content-Disposition": f'attachment; filename="{name}"',
                                  "Cache-Control": "private, max-age=86400"})
@@ -329,8 +356,8 @@ async def _form_file(request: Request, body: bytes) -> tuple[bytes, str | None]:
 
 
 def _job_request(body: Any, uploads: UploadStore, *, max_output: int, device: str | None, max_pixels: int,
-                 max_style_side: int = MAX_STYLE_SIDE) -> JobRequest:
-    """Check a job's JSON body; raises UsageError (422) or LookupError (404, an unknown upload)."""
+                 max_style_side: int = MAX_STYLE_SIDE, shelf: ModelShelf | None = None) -> JobRequest:
+    """Check a job's JSON body; raises UsageError (422) or LookupError (404, an unknown upload or model)."""
     if not isinstance(body, dict):
         raise UsageError("expected a JSON object with content, styles and settings")
     unknown = sorted(str(k) for k in body if k not in JOB_FIELDS)
@@ -348,6 +375,8 @@ def _job_request(body: Any, uploads: UploadStore, *, max_output: int, device: st
     if body.get("content") is None:
         raise UsageError("content: upload a photo first")
     content = upload(body["content"], "content")
+    if body.get("model") is not None:
+        return _model_job_request(body, content, shelf, max_output=max_output, device=device, max_pixels=max_pixels)
     style_ids = body.get("styles")
     if not isinstance(style_ids, list) or not style_ids:
         raise UsageError("styles: upload at least one painting")
@@ -364,6 +393,32 @@ def _job_request(body: Any, uploads: UploadStore, *, max_output: int, device: st
         raise UsageError(f"style_blend: {len(blend)} weights for {len(styles)} paintings", field="style_blend")
     return JobRequest(recipe=recipe, content=content, styles=styles, masks=masks, content_mask=content_mask,
                       style_blend=blend, settings=checked)
+
+
+def _model_job_request(body: dict[str, Any], content: Upload, shelf: ModelShelf | None, *, max_output: int,
+                       device: str | None, max_pixels: int) -> JobRequest:
+    """A job that paints ``content`` with the model ``body["model"]`` names (a name from the listing)."""
+    if shelf is None:
+        raise UsageError("model: this studio offers no models (start it with impasto serve --models DIR)",
+                         field="model")
+    for key in ("styles", "masks", "content_mask"):
+        if body.get(key) not in (None, []):
+            raise UsageError(f"{key}: a model paints in the style it was trained on; send no paintings or masks "
+                             "with a model", field=key)
+    entry = shelf.find(body["model"])
+    settings = body.get("settings")
+    recipe, checked = model_recipe_from_settings({} if settings is None else settings, max_output=max_output,
+                                                 device=device, max_pixels=max_pixels)
+    return JobRequest(recipe=recipe, content=content, styles=[], settings={"model": entry.name, **checked},
+                      model=entry)
+
+
+def _file_part(settings: dict[str, Any]) -> str:
+    """What a result's download name says it is: the preset, or the model's name (safe characters only)."""
+    model = settings.get("model")
+    if isinstance(model, str):
+        return "model-" + (re.sub(r"[^A-Za-z0-9._-]+", "_", model.rsplit(".", 1)[0])[:40] or "model")
+    return str(settings.get("preset") or "picture")
 
 
 def _masks(mask_ids: Any, count: int, upload: Callable[[Any, str], Upload]) -> list[Upload] | None:

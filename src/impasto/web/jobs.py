@@ -1,4 +1,4 @@
-"""The job queue: one worker thread runs one stylization at a time on the device.
+"""The job queue: one worker thread runs one painting at a time on the device.
 
 HTTP handlers only submit, look and cancel; the engine runs in the worker thread, never in the
 server's event loop. Each :class:`Job` carries a ``revision`` counter that goes up whenever
@@ -9,6 +9,10 @@ in their metadata, addressed by unguessable ids, the oldest dropped beyond ``max
 Each job gets its own :class:`~impasto.cancel.CancelToken` and passes its recipe to
 ``Stylizer.run``: the shared Stylizer holds only caches (the network), never a job's state. At
 most ``max_queue`` jobs wait; :meth:`JobManager.submit` raises :class:`QueueFull` beyond that.
+
+A job whose request names a trained model (``--models``) paints the photo with that model in one
+pass instead: one step, no VGG network. The worker keeps the models it loaded (per file version,
+device and precision), the least recently used dropped beyond ``max_models``.
 
 Nothing here knows about HTTP.
 """
@@ -31,9 +35,12 @@ from PIL import Image
 
 from ..cancel import CancelToken
 from ..errors import DivergedError, ImpastoError, is_out_of_memory
+from ..feedforward.model import Model, ModelError, load_model
+from ..feedforward.picture import paint_picture
 from ..images import LoadedImage, encode
 from ..optimize import Progress, Stylizer
 from ..recipe import Recipe
+from .models import ModelEntry, ModelShelf
 from .uploads import Upload, UploadError, release_memory
 
 log = logging.getLogger("impasto.web")
@@ -54,7 +61,8 @@ class QueueFull(Exception):
 
 @dataclass
 class JobRequest:
-    """Everything a job needs: the recipe, the uploads and the settings the page sent."""
+    """Everything a job needs: the recipe, the uploads and the settings the page sent; ``model``
+    (then ``styles`` is empty) for a job that paints with a trained model."""
 
     recipe: Recipe
     content: Upload
@@ -63,6 +71,7 @@ class JobRequest:
     content_mask: Upload | None = None
     style_blend: list[float] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    model: ModelEntry | None = None
 
     def uploads(self) -> list[Upload]:
         """Every upload the job reads."""
@@ -115,6 +124,7 @@ class StoredResult:
         out = {"id": self.id, "job": self.job_id, "width": self.width, "height": self.height,
                "steps": self.steps, "elapsed": round(self.elapsed, 2), "created": self.created,
                "preset": self.settings.get("preset"), "settings": self.settings, "inputs": self.inputs,
+               "model": self.settings.get("model"),
                "image": f"/api/results/{self.id}.png", "thumbnail": f"/api/results/{self.id}/thumb.jpg",
                "recipe_url": f"/api/results/{self.id}.json"}
         if full:
@@ -160,13 +170,16 @@ class JobManager:
     ``stylizer_factory`` makes the Stylizer on first use (the VGG network is loaded once and
     kept); ``preview_interval`` is the least time in seconds between two preview images;
     ``max_queue`` is the most jobs that may wait; ``release`` is called with a job's request
-    when the job ends (the server unpins its uploads there).
+    when the job ends (the server unpins its uploads there); ``max_models`` is the most trained
+    models kept loaded.
     """
 
     def __init__(self, *, stylizer_factory: Callable[[], Stylizer] = Stylizer, preview_interval: float = 0.3,
                  max_jobs: int = 200, max_results: int = 32, preview_side: int = 1024, max_queue: int = 8,
-                 release: Callable[[JobRequest], None] | None = None):
+                 release: Callable[[JobRequest], None] | None = None, max_models: int = 4):
         self.stylizer_factory = stylizer_factory
+        self.max_models = max_models
+        self._models: OrderedDict[tuple[Any, ...], Model] = OrderedDict()  # used by the worker thread only
         self.preview_interval = preview_interval
         self.max_jobs = max_jobs
         self.max_queue = max_queue
@@ -298,7 +311,12 @@ class JobManager:
 
     def _run(self, job: Job) -> None:
         try:
-            result = self._paint(job, self._ensure_stylizer())
+            request = job.request
+            assert request is not None
+            if request.model is not None:
+                result = self._paint_with_model(job, request, request.model)
+            else:
+                result = self._paint(job, self._ensure_stylizer())
         except Exception as exc:  # every failure becomes the job's one-line error
             self._fail(job, self._failure_message(job, exc))
             return
@@ -363,6 +381,61 @@ class JobManager:
             job.preview_version += 1
         return stored
 
+    def _paint_with_model(self, job: Job, request: JobRequest, entry: ModelEntry) -> StoredResult | None:
+        """Paint ``job``'s photo with a trained model in one pass; ``None`` when it was cancelled."""
+        started = time.monotonic()
+        recipe = request.recipe
+        with self._lock:
+            job.progress = _one_step(0, time.monotonic() - started)
+            self._touch(job)
+        model = self._model(entry, recipe)
+        photo, _, _ = load_uploads(recipe, request.content, [])
+        if job.cancel_requested:
+            return None
+        # Always fitted to the output size: unfitted, a model paints at the photo's size, past this server's limit.
+        picture = paint_picture(model, photo, recipe, shrink=True)
+        del photo
+        metadata = dict(picture.metadata)
+        metadata["model"] = {**metadata["model"], "path": entry.name}  # never the server's path
+        settings = request.settings
+        metadata["studio"] = {"settings": settings}
+        png = encode(picture.image, "PNG", alpha=picture.alpha, metadata=metadata)
+        elapsed = time.monotonic() - started
+        stored = StoredResult(
+            id=secrets.token_urlsafe(16), job_id=job.id, png=png, thumbnail=jpeg(picture.image, 85, side=320),
+            width=picture.width, height=picture.height, metadata=metadata, settings=settings,
+            inputs={"content": request.content.describe(), "styles": [], "masks": None, "content_mask": None,
+                    "model": {"name": entry.name, "style": model.info.style_name, "sha256": model.sha256}},
+            steps=1, elapsed=elapsed)
+        with self._lock:
+            job.progress = {**_one_step(1, elapsed), "size": [picture.width, picture.height]}
+            job.preview = jpeg(picture.image, side=self.preview_side)
+            job.preview_version += 1
+        return stored
+
+    def _model(self, entry: ModelEntry, recipe: Recipe) -> Model:
+        """The loaded model of ``entry`` on the recipe's device and precision, loaded once per file version."""
+        try:
+            stat = entry.path.stat()  # now: the file may have been replaced since it was listed
+        except OSError:
+            raise ModelError(f"model {entry.name!r}: the file is gone from the models folder; reload the page "
+                             "and choose another") from None
+        key = (str(entry.path), stat.st_mtime_ns, stat.st_size, recipe.device, recipe.precision)
+        model = self._models.get(key)
+        if model is not None:
+            self._models.move_to_end(key)
+            return model
+        for old in [k for k in self._models if k[0] == key[0]]:  # an older version of the same file
+            del self._models[old]
+        try:
+            model = load_model(entry.path, device=recipe.device, precision=recipe.precision)
+        except ModelError as exc:
+            raise ModelError(ModelShelf.public(str(exc), entry.path)) from None
+        self._models[key] = model
+        while len(self._models) > self.max_models:
+            self._models.popitem(last=False)
+        return model
+
     def _watch(self, job: Job) -> Callable[[Progress], None]:
         """The engine's progress callback for ``job``: copies numbers, makes throttled previews."""
         last_preview = [0.0]
@@ -414,6 +487,12 @@ class JobManager:
         finished = [j for j in self._jobs.values() if j.state in FINISHED]
         for job in finished[: max(0, len(self._jobs) - self.max_jobs)]:
             del self._jobs[job.id]
+
+
+def _one_step(step: int, elapsed: float) -> dict[str, Any]:
+    """A model job's progress: one step, one scale."""
+    return {"step": step, "total_steps": 1, "scale": 1, "scales": 1, "size": None, "elapsed": round(elapsed, 2),
+            "eta": None if step == 0 else 0.0, "losses": {}}
 
 
 def _free_memory() -> None:

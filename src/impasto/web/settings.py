@@ -2,7 +2,9 @@
 
 The page sends a small JSON object of *settings* (a preset and the few values a person moves);
 :func:`recipe_from_settings` checks it and builds the recipe, and :func:`settings_from_recipe`
-turns a finished run back into settings so the page can re-open it.
+turns a finished run back into settings so the page can re-open it. A job that paints with a
+trained model takes only the settings a model uses (:data:`MODEL_SETTINGS`), checked by
+:func:`model_recipe_from_settings`.
 
 The recipe's validation holds the general bounds of every number; this studio adds the tighter
 ranges of its own controls (:data:`CONTROLS`) and a pixel budget for the painting at its scale
@@ -24,6 +26,9 @@ from ..recipe import MAX_SEED, PRESETS, Recipe
 RECIPE_FIELDS = ("style_weight", "content_weight", "max_size", "preserve_color", "style_scale", "steps", "seed")
 #: Every key a settings object may hold.
 SETTINGS_KEYS = ("preset", "style_blend", *RECIPE_FIELDS)
+#: The settings a job that paints with a model takes (the page's share of the recipe's
+#: :data:`~impasto.feedforward.picture.MODEL_FIELDS`); every other one belongs to an optimization.
+MODEL_SETTINGS = ("max_size", "preserve_color", "color_transfer")
 MIN_OUTPUT_SIDE = 64
 MAX_STEPS = 10_000
 #: The painting's long side at its scale (output size × style scale) this server allows, in pixels.
@@ -55,6 +60,7 @@ CONTROLS = {
     "max_size": Control("Output size", MIN_OUTPUT_SIDE, None, whole=True, unit="px"),
     "style_scale": Control("Style scale", 0.25, 4.0),
     "preserve_color": Control("Colours"),
+    "color_transfer": Control("Colour transfer"),
     "steps": Control("Steps", 1, MAX_STEPS, whole=True),
     "seed": Control("Seed", 0, MAX_SEED, whole=True),
     "style_blend": Control("Blend", 0, MAX_BLEND_WEIGHT),
@@ -116,18 +122,49 @@ def recipe_from_settings(settings: Any, *, max_output: int, device: str | None =
     return recipe, blend, checked
 
 
+def model_recipe_from_settings(settings: Any, *, max_output: int, device: str | None = None,
+                               max_pixels: int | None = None) -> tuple[Recipe, dict[str, Any]]:
+    """``(recipe, settings)`` for painting with a model; raises :class:`UsageError`.
+
+    Only :data:`MODEL_SETTINGS` apply; any other setting with a value (not ``null``) is refused by
+    name, as ``impasto stylize --model`` refuses an optimization's flags. The output size is
+    always applied (a model would otherwise paint at the photo's own size, beyond ``max_output``).
+    """
+    if not isinstance(settings, Mapping):
+        raise UsageError("settings: expected a JSON object")
+    unknown = sorted(str(k) for k in settings if k not in SETTINGS_KEYS and k not in MODEL_SETTINGS)
+    if unknown:
+        raise UsageError(f"unknown setting(s): {', '.join(unknown)}")
+    refused = [k for k in SETTINGS_KEYS if k not in MODEL_SETTINGS and settings.get(k) is not None]
+    if refused:
+        raise UsageError(f"{', '.join(page_label(k) for k in refused)}: not used with a model (a model paints in "
+                         "one pass; these settings belong to an optimization)", field=refused[0])
+    overrides = _checked_overrides(settings, max_output, MODEL_SETTINGS)
+    server: dict[str, Any] = {"device": device} if device is not None else {}
+    if max_pixels is not None:
+        server["max_pixels"] = max_pixels
+    try:
+        recipe = Recipe.from_preset("balanced", **overrides, **server)
+    except UsageError as exc:
+        raise exc.named(page_label(exc.field)) if exc.field in CONTROLS else exc from None
+    if recipe.max_size > max_output:
+        recipe = recipe.replace(max_size=max_output)
+    return recipe, {f: getattr(recipe, f) for f in MODEL_SETTINGS}
+
+
 def settings_from_recipe(recipe: Recipe, style_blend: list[float] | None) -> dict[str, Any]:
     """The settings that reproduce ``recipe`` (its seed included)."""
     return {"preset": recipe.preset, "style_blend": style_blend,
             **{f: getattr(recipe, f) for f in RECIPE_FIELDS}}
 
 
-def _checked_overrides(settings: Mapping[str, Any], max_output: int) -> dict[str, Any]:
-    """The recipe fields the settings set, each within its control's range when it is a number.
+def _checked_overrides(settings: Mapping[str, Any], max_output: int,
+                       fields: tuple[str, ...] = RECIPE_FIELDS) -> dict[str, Any]:
+    """The recipe ``fields`` the settings set, each within its control's range when it is a number.
 
     A value that is not a number at all is left for the recipe's validation to name.
     """
-    overrides = {f: settings[f] for f in RECIPE_FIELDS if settings.get(f) is not None}
+    overrides = {f: settings[f] for f in fields if settings.get(f) is not None}
     for key, value in overrides.items():
         if not _finite(value):
             continue

@@ -19,7 +19,12 @@ const state = {
   result: null,           // the result shown on the canvas
   results: [],
   maskTarget: null,
+  source: "upload",       // what paints: "upload" (style images, optimization) or "model" (a trained model)
+  models: [],             // the server's models (GET /api/models)
+  model: null,            // the chosen model's file name, as the server listed it
 };
+
+const modelMode = () => state.source === "model";
 
 
 // ---------------------------------------------------------------------------------------------
@@ -216,6 +221,67 @@ function wireDropzone(zone, input, onFiles) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Trained models (impasto serve --models DIR)
+// ---------------------------------------------------------------------------------------------
+function setSource(source) {
+  state.source = source === "model" && state.info && state.info.models ? "model" : "upload";
+  document.body.classList.toggle("model-mode", modelMode());
+  document.querySelectorAll("#painting-source button").forEach((b) => b.setAttribute("aria-checked", String(b.dataset.source === state.source)));
+  $("painting-title").textContent = modelMode() ? "Model" : "Paintings";
+  if (modelMode()) loadModels();
+  updateStart();
+}
+
+/* The list is read from the folder on every call: a model copied there shows up. */
+async function loadModels() {
+  if (!state.info || !state.info.models) return;
+  try {
+    state.models = (await api("/api/models")).models;
+  } catch (err) {
+    $("style-error").textContent = err.message;
+    return;
+  }
+  renderModels();
+}
+
+function renderModels() {
+  const select = $("model-select");
+  select.textContent = "";
+  const usable = state.models.filter((m) => m.usable);
+  if (!usable.some((m) => m.name === state.model)) state.model = usable.length ? usable[0].name : null;
+  for (const m of state.models) {
+    const option = document.createElement("option");
+    option.value = m.name;
+    option.textContent = m.usable ? `${m.style} · ${m.name}` : `${m.name} · cannot be used`;
+    option.disabled = !m.usable;
+    option.title = m.usable ? `trained on ${m.size} px crops for ${m.steps} steps` : m.error;
+    select.appendChild(option);
+  }
+  if (!state.models.length) {
+    const option = document.createElement("option");
+    option.textContent = "No models in the folder";
+    option.disabled = true;
+    select.appendChild(option);
+  }
+  select.value = state.model || "";
+  describeModel();
+  updateStart();
+}
+
+function describeModel() {
+  const m = state.models.find((x) => x.name === state.model);
+  const lines = [];
+  if (m) lines.push(`Paints like ${m.style}; trained on ${m.size} px crops for ${m.steps.toLocaleString()} steps.`);
+  else lines.push(state.models.length ? "No usable model in the folder." : "No models in the folder yet: add .impasto files there and reload.");
+  for (const bad of state.models.filter((x) => !x.usable)) lines.push(`${bad.name}: ${bad.error}`);
+  $("model-desc").textContent = lines.join("\n");
+}
+
+function showColorTransfer() {
+  $("color-transfer").disabled = $("preserve-color").value !== "histogram";
+}
+
+// ---------------------------------------------------------------------------------------------
 // Settings
 // ---------------------------------------------------------------------------------------------
 const presetInfo = () => state.info.presets[state.preset];
@@ -263,12 +329,21 @@ function applyPreset(name) {
   $("max-size").value = Math.min(p.max_size, state.info.limits.max_size);
   $("style-scale").value = Math.log2(p.style_scale);
   $("preserve-color").value = p.preserve_color;
+  $("color-transfer").value = "symmetric";
   $("steps").value = p.steps;
   $("seed").value = "";
   showSliders();
+  showColorTransfer();
 }
 
 function readSettings() {
+  if (modelMode()) {  // only what a model uses: the server refuses an optimization's settings with a model
+    return {
+      max_size: Number($("max-size").value),
+      preserve_color: $("preserve-color").value,
+      color_transfer: $("color-transfer").value,
+    };
+  }
   const p = presetInfo();
   const seed = $("seed").value.trim();
   const steps = parseInt($("steps").value, 10);
@@ -286,7 +361,19 @@ function readSettings() {
 }
 
 function writeSettings(s) {
+  if (s.model) {
+    setSource("model");
+    state.model = s.model;
+    $("model-select").value = s.model;
+    $("max-size").value = s.max_size;
+    $("preserve-color").value = s.preserve_color || "none";
+    $("color-transfer").value = s.color_transfer || "symmetric";
+    showSliders();
+    showColorTransfer();
+    return;
+  }
   if (!state.info.presets[s.preset]) return;
+  setSource("upload");
   selectPreset(s.preset);
   const p = presetInfo();
   const log10 = (x) => Math.log(x) / Math.LN10;
@@ -298,6 +385,7 @@ function writeSettings(s) {
   $("steps").value = s.steps;
   $("seed").value = s.seed == null ? "" : s.seed;
   showSliders();
+  showColorTransfer();
 }
 
 const round = (x) => Math.round(x * 1000) / 1000;
@@ -309,11 +397,15 @@ const ACTIVE = ["queued", "running"];
 
 function updateStart() {
   const active = ACTIVE.includes(state.jobState);
-  const ready = !!state.content && state.styles.length > 0 && state.busy === 0;
+  const painter = modelMode() ? !!state.model : state.styles.length > 0;
+  const ready = !!state.content && painter && state.busy === 0;
   $("start-btn").disabled = !ready || active;
   $("cancel-btn").disabled = !active;
   $("start-label").textContent = active ? "Painting…" : "Paint";
   $("start-hint").textContent = active ? "You can cancel at any time."
+    : modelMode() && !painter ? "Choose a model to begin."
+    : modelMode() && !state.content ? "Add a photo to begin."
+    : modelMode() ? (state.busy ? "Checking the image…" : "Ready when you are.")
     : !state.content && !state.styles.length ? "Add a photo and a painting to begin."
     : !state.content ? "Add a photo to begin." : !state.styles.length ? "Add a painting to begin."
     : state.busy ? "Checking the images…" : "Ready when you are.";
@@ -321,13 +413,13 @@ function updateStart() {
 
 async function start() {
   hideBanner();
-  const body = {
-    content: state.content.id,
-    styles: state.styles.map((s) => s.upload.id),
-    settings: readSettings(),
-  };
-  if (state.styles.some((s) => s.mask)) body.masks = state.styles.map((s) => (s.mask ? s.mask.id : null));
-  if (state.contentMask) body.content_mask = state.contentMask.id;
+  const body = modelMode()
+    ? { content: state.content.id, model: state.model, settings: readSettings() }
+    : { content: state.content.id, styles: state.styles.map((s) => s.upload.id), settings: readSettings() };
+  if (!modelMode()) {
+    if (state.styles.some((s) => s.mask)) body.masks = state.styles.map((s) => (s.mask ? s.mask.id : null));
+    if (state.contentMask) body.content_mask = state.contentMask.id;
+  }
   $("start-btn").disabled = true;
   $("phase").textContent = "Starting…";
   $("stats").textContent = "";
@@ -411,13 +503,14 @@ function renderJob(job) {
   $("bar-fill").style.width = `${job.state === "queued" ? 0 : pct}%`;
   $("bar").setAttribute("aria-valuenow", String(pct));
 
+  const byModel = !!(job.settings && job.settings.model);
   let phase = "", stats = "";
   if (job.state === "queued") {
     phase = "Waiting in the queue";
     stats = job.ahead ? `position ${job.position} · ${job.ahead} job${job.ahead > 1 ? "s" : ""} ahead` : "starting next";
   } else if (job.state === "running") {
     if (job.cancelling) phase = "Stopping…";
-    else phase = job.step ? `Painting · ${pct}%` : "Preparing the network…";
+    else phase = byModel ? "Painting with the model…" : job.step ? `Painting · ${pct}%` : "Preparing the network…";
     if (job.step) {
       const parts = [`step ${job.step} of ${job.total_steps}`];
       if (job.scales > 1) parts.push(`scale ${job.scale} of ${job.scales}`);
@@ -427,10 +520,11 @@ function renderJob(job) {
     }
   } else if (job.state === "done") {
     phase = "Done";
-    stats = job.result ? `${job.result.steps} steps in ${duration(job.result.elapsed)}` : "";
+    stats = job.result ? doneText(job.result) : "";
   } else if (job.state === "cancelled") {
     phase = "Cancelled";
-    stats = job.step ? `stopped at step ${job.step} of ${job.total_steps}` : "removed from the queue";
+    stats = job.step && !byModel ? `stopped at step ${job.step} of ${job.total_steps}`
+      : job.total_steps ? "stopped" : "removed from the queue";
   } else if (job.state === "failed") {
     phase = "Failed";
     showBanner(job.error || "the job failed");
@@ -493,7 +587,7 @@ function showResult(result, fresh) {
     $("progress").className = "progress done";
     $("bar-fill").style.width = "100%";
     $("phase").textContent = "Opened from this session";
-    $("stats").textContent = `${result.steps} steps in ${duration(result.elapsed)}`;
+    $("stats").textContent = doneText(result);
     $("canvas-badge").hidden = true;
   }
   showPicture(result.image);
@@ -501,7 +595,11 @@ function showResult(result, fresh) {
   const s = result.settings;
   const meta = $("result-meta");
   meta.textContent = "";
-  const facts = [
+  const facts = s.model ? [
+    ["", `${result.width}×${result.height}`],
+    ["model ", s.model],
+    ["colours ", s.preserve_color],
+  ] : [
     ["", `${result.width}×${result.height}`],
     ["preset ", s.preset],
     ["style ", fmtTimes(s.style_weight / (state.info.presets[s.preset] || {}).style_weight || 1)],
@@ -530,14 +628,7 @@ async function toggleRecipe() {
   }
   try {
     const metadata = await api(state.result.recipe_url);
-    const recipe = metadata.recipe || {};
-    const rows = [
-      ["device", `${metadata.device} · ${metadata.precision}`], ["steps run", metadata.steps],
-      ["time", `${metadata.elapsed_s} s`], ["style blend", metadata.style_blend],
-    ];
-    const keys = ["preset", "style_weight", "content_weight", "max_size", "preserve_color", "style_scale", "steps", "seed"];
-    for (const key of keys) rows.push([key, recipe[key], true]);
-    for (const [key, value] of Object.entries(recipe)) if (!keys.includes(key)) rows.push([key, value]);
+    const rows = metadata.model ? modelRows(metadata) : recipeRows(metadata);
     box.textContent = "";
     for (const [key, value, main] of rows) {
       const row = document.createElement("div");
@@ -556,6 +647,38 @@ async function toggleRecipe() {
   }
 }
 
+function recipeRows(metadata) {
+  const recipe = metadata.recipe || {};
+  const rows = [
+    ["device", `${metadata.device} · ${metadata.precision}`], ["steps run", metadata.steps],
+    ["time", `${metadata.elapsed_s} s`], ["style blend", metadata.style_blend],
+  ];
+  const keys = ["preset", "style_weight", "content_weight", "max_size", "preserve_color", "style_scale", "steps", "seed"];
+  for (const key of keys) rows.push([key, recipe[key], true]);
+  for (const [key, value] of Object.entries(recipe)) if (!keys.includes(key)) rows.push([key, value]);
+  return rows;
+}
+
+/* What a model's picture records: the model (name, style, training), the painting options. */
+function modelRows(metadata) {
+  const model = metadata.model;
+  const info = model.info || {};
+  const rows = [
+    ["device", `${metadata.device} · ${metadata.precision}`], ["time", `${metadata.elapsed_s} s`],
+    ["model", model.path, true], ["style", info.style_name, true],
+    ["trained", `${info.size} px crops, ${info.steps} steps`], ["model sha256", model.sha256],
+  ];
+  for (const [key, value] of Object.entries(metadata.painting || {})) {
+    rows.push([key, value, ["preserve_color", "max_size"].includes(key)]);
+  }
+  return rows;
+}
+
+function doneText(result) {
+  return result.model ? `painted by the model in ${duration(result.elapsed)}`
+    : `${result.steps} steps in ${duration(result.elapsed)}`;
+}
+
 async function loadGallery(selectId) {
   try {
     state.results = (await api("/api/results")).results;
@@ -568,7 +691,8 @@ async function loadGallery(selectId) {
     const button = document.createElement("button");
     button.type = "button";
     button.dataset.id = result.id;
-    button.title = `${result.width}×${result.height}, ${result.preset}, opened with its settings when clicked`;
+    const label = result.model ? result.model.replace(/\.impasto$/, "") : result.preset;
+    button.title = `${result.width}×${result.height}, ${label}, opened with its settings when clicked`;
     const img = document.createElement("img");
     img.src = result.thumbnail;
     img.alt = `Result ${result.width}×${result.height}`;
@@ -576,7 +700,7 @@ async function loadGallery(selectId) {
     const caption = document.createElement("span");
     caption.className = "caption";
     const name = document.createElement("b");
-    name.textContent = result.preset;
+    name.textContent = label;
     caption.append(name, `${Math.max(result.width, result.height)} px`);
     button.append(img, caption);
     button.addEventListener("click", () => reopen(result));
@@ -599,15 +723,17 @@ async function reopen(result) {
   const inputs = result.inputs || {};
   try {
     const content = await api(`/api/uploads/${inputs.content.id}`);
-    const styles = [];
-    for (const [i, style] of inputs.styles.entries()) {
-      const mask = inputs.masks && inputs.masks[i] ? await api(`/api/uploads/${inputs.masks[i].id}`) : null;
-      const blend = result.settings.style_blend;
-      styles.push({ upload: await api(`/api/uploads/${style.id}`), weight: blend ? blend[i] : 50, mask });
+    if (!result.settings.model) {  // a model's picture leaves the paintings as they are
+      const styles = [];
+      for (const [i, style] of inputs.styles.entries()) {
+        const mask = inputs.masks && inputs.masks[i] ? await api(`/api/uploads/${inputs.masks[i].id}`) : null;
+        const blend = result.settings.style_blend;
+        styles.push({ upload: await api(`/api/uploads/${style.id}`), weight: blend ? blend[i] : 50, mask });
+      }
+      state.styles = styles;
+      state.contentMask = inputs.content_mask ? await api(`/api/uploads/${inputs.content_mask.id}`) : null;
     }
     state.content = content;
-    state.styles = styles;
-    state.contentMask = inputs.content_mask ? await api(`/api/uploads/${inputs.content_mask.id}`) : null;
     $("content-error").textContent = "";
     $("style-error").textContent = "";
   } catch (err) {
@@ -656,6 +782,13 @@ async function init() {
     $("mask-file").click();
   });
   for (const id of ["style-strength", "content-strength", "max-size", "style-scale"]) $(id).addEventListener("input", showSliders);
+  $("preserve-color").addEventListener("change", showColorTransfer);
+  document.querySelectorAll("#painting-source button").forEach((b) => b.addEventListener("click", () => setSource(b.dataset.source)));
+  $("model-select").addEventListener("change", () => {
+    state.model = $("model-select").value || null;
+    describeModel();
+    updateStart();
+  });
   $("reset-settings").addEventListener("click", () => applyPreset(state.preset));
   $("start-btn").addEventListener("click", start);
   $("cancel-btn").addEventListener("click", cancel);
@@ -677,6 +810,8 @@ async function init() {
   $("max-size").max = info.limits.max_size;
   renderPresets();
   applyPreset(info.default_preset);
+  $("painting-source").hidden = !info.models;
+  if (info.models) await loadModels();
   renderInputs();
   await loadGallery();
   resume();
