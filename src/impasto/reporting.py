@@ -7,7 +7,9 @@ These are progress callbacks for :meth:`impasto.optimize.engine.Stylizer.run` (p
 from __future__ import annotations
 
 import json
+import math
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -194,7 +196,10 @@ class BatchReporter(LineReporter):
 
 class FrameReporter(LineReporter):
     """Per-frame progress for the command line: a tqdm bar over frames with the ETA, and a
-    line per frame (or one JSON object per frame with ``json_log``); nothing with ``quiet``."""
+    line per frame (at most one a second for frames that take less), or one JSON object per frame
+    with ``json_log``; nothing with ``quiet``."""
+
+    _last_line = -math.inf
 
     def __call__(self, p: FrameProgress) -> None:
         if self.quiet:
@@ -214,10 +219,18 @@ class FrameReporter(LineReporter):
                             disable=None,
                             bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}]{postfix}")
         eta = "" if p.eta is None else f"ETA {duration_text(p.eta)} "
-        self.bar.set_postfix_str(f"{eta}{p.seconds:.1f} s/frame", refresh=False)
+        rate = f"{1 / p.seconds:.1f} frames/s" if 0 < p.seconds < 1 else f"{p.seconds:.1f} s/frame"
+        self.bar.set_postfix_str(f"{eta}{rate}", refresh=False)
         self.bar.update(p.done - self.bar.n)
+        # fast frames (a trained model's) would print dozens of lines a second: one a second is enough
+        now = time.monotonic()
+        last = p.total is not None and p.done >= p.total
+        if p.seconds < 1 and not p.cached and not last and now - self._last_line < 1.0:
+            return
+        self._last_line = now
         total = "?" if p.total is None else p.total
-        state = "cached" if p.cached else f"{p.seconds:6.1f} s, {p.steps} steps"
+        work = f"{p.seconds:6.3f} s" if p.seconds < 1 else f"{p.seconds:6.1f} s"
+        state = "cached" if p.cached else work + (f", {p.steps} steps" if p.steps else "")
         flicker = "" if p.warping_error is None else f"  warping error {p.warping_error:.2e}"
         self.bar.write(f"frame {p.index:4d}/{total}  {state}{flicker}"
                        + ("" if p.eta is None else f"  ETA {duration_text(p.eta)}"), file=self.stream)

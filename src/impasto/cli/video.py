@@ -22,6 +22,8 @@ examples:
   impasto video clip.mp4 -o painted.mp4 --style s.jpg                      # then the rest: reuses those 24
   impasto video clip.mp4 -o painted.mp4 --style s.jpg --segments --workers 2   # segments in 2 processes
   impasto video clip.mp4 -o painted.mp4 --style s.jpg --ray auto --ray-gpus-per-worker 1  # on a Ray cluster
+  impasto video clip.mp4 -o painted.mp4 --model starry.impasto             # a trained model: one pass a frame
+  impasto video clip.mp4 -o painted.mp4 --model starry.impasto --blend 0.5 --max-size 512   # steadier strokes
 """
 
 
@@ -30,12 +32,21 @@ def add_parsers(sub: Any) -> None:
                            epilog=EXAMPLES_VIDEO, formatter_class=argparse.RawDescriptionHelpFormatter,
                            description="Paint every frame of IN in the style of --style, each frame starting "
                                        "from the previous one carried along the optical flow (Ruder et al. "
-                                       "2016). Frame rate and audio are kept. Finished frames are cached until "
-                                       "the video is written, so after Ctrl-C or --max-frames the same command "
-                                       "continues where it stopped.")
+                                       "2016), or with a trained model (--model), one pass a frame. Frame rate "
+                                       "and audio are kept. Finished frames are cached until the video is "
+                                       "written, so after Ctrl-C or --max-frames the same command continues "
+                                       "where it stopped.")
     video.add_argument("source", metavar="IN", help="a video file or a folder of frames")
-    video.add_argument("--style", dest="styles", nargs="+", required=True, metavar="STYLE",
-                       help="one or more style images")
+    video.add_argument("--style", dest="styles", nargs="+", metavar="STYLE",
+                       help="one or more style images (none with --model)")
+    video.add_argument("--model", metavar="PATH",
+                       help="paint every frame with a trained model (impasto train) in one pass instead of "
+                            "optimizing; the model holds the style. Applies the size and colour options, --device, "
+                            "--precision, --tile-size, --max-memory; the frames' own size by default")
+    video.add_argument("--blend", type=float, metavar="A",
+                       help="with --model: each frame takes A (0-1) of the previous painted frame carried along the "
+                            "optical flow where the flow is trusted (default 0: off; 0.5 cuts flicker 3-5x and "
+                            "softens the finest texture)")
     video.add_argument("--style-weights", type=floats, metavar="W,..", help="blend of several styles")
     video.add_argument("--no-temporal", action="store_true", help="paint every frame on its own (flickers)")
     video.add_argument("--fps", type=float, help="frame rate of a folder of frames (default 25)")
@@ -108,6 +119,13 @@ def run(args: argparse.Namespace) -> int:
     from ..reporting import FrameReporter
     from ..video import stylize_video
 
+    if args.model is not None:
+        return run_model(args)
+    if not args.styles:
+        raise UsageError("video needs --style STYLE (or --model PATH)")
+    if args.blend is not None:
+        raise UsageError("--blend: applies to --model only (an optimization keeps frames steady with its temporal "
+                         "loss: --temporal-weight)")
     recipe = recipe_from_args(args)
     where = executor(args)
     reporter = FrameReporter(quiet=args.quiet, json_log=args.json_log)
@@ -127,4 +145,48 @@ def run(args: argparse.Namespace) -> int:
                      event="done", output=str(result.output), frames=result.frames, computed=result.computed,
                      reused=result.reused, elapsed_s=round(result.elapsed, 3), flicker=result.flicker,
                      segments=result.segments, join_ratio=result.join_ratio)
+    return 0
+
+
+#: Options of ``impasto video`` that only an optimization uses (besides the recipe's), by destination.
+_OPTIMIZATION_ONLY = {"style_weights": "--style-weights", "no_temporal": "--no-temporal", "segments": "--segments",
+                      "ray": "--ray", "workers": "--workers", "ray_gpus_per_worker": "--ray-gpus-per-worker",
+                      "segment_frames": "--segment-frames"}
+
+
+def run_model(args: argparse.Namespace) -> int:
+    """``impasto video IN --model M -o OUT``: every frame painted by a trained model in one pass."""
+    from ..feedforward.model import load_model
+    from ..feedforward.picture import refused_fields
+    from ..recipe import Recipe
+    from ..reporting import FrameReporter
+    from ..video import stylize_video_with_model
+    from .options import RECIPE_FIELDS, flag
+
+    if args.styles:
+        raise UsageError(f"--model paints in the model's style; give no --style ({args.styles[0]!r})")
+    given = {name: getattr(args, name) for name in RECIPE_FIELDS if getattr(args, name, None) is not None}
+    refused = [flag(n) for n in refused_fields(given)]
+    refused += [option for dest, option in _OPTIMIZATION_ONLY.items() if getattr(args, dest, None) not in (None, False)]
+    if refused:
+        raise UsageError(f"{', '.join(refused)}: not used with --model (a model paints in one pass; these options "
+                         "belong to an optimization)")
+    recipe = Recipe.from_preset("balanced", **given)  # validates every value, naming the flag at fault
+    reporter = FrameReporter(quiet=args.quiet, json_log=args.json_log)
+    try:
+        model = load_model(args.model, device=recipe.device, precision=recipe.precision)
+        result = stylize_video_with_model(args.source, args.output, model, recipe, blend=args.blend or 0.0,
+                                          shrink="max_size" in given, flow_method=args.flow, cache_dir=args.cache,
+                                          resume=not args.no_resume, overwrite=args.force, max_frames=args.max_frames,
+                                          fps=args.fps, on_frame=reporter, on_message=reporter.message)
+    finally:
+        reporter.close()
+    speed = f", {result.computed / result.elapsed:.1f} frames/s" if result.computed and result.elapsed > 0 else ""
+    flicker = f", flicker {result.flicker:.2e}" if result.flicker is not None else ""
+    reporter.message(f"wrote {result.output} ({result.frames} frames, {result.computed} painted, "
+                     f"{result.reused} from the cache, model {model.info.style_name}, {result.elapsed:.1f} s"
+                     f"{speed}{flicker})",
+                     event="done", output=str(result.output), frames=result.frames, computed=result.computed,
+                     reused=result.reused, elapsed_s=round(result.elapsed, 3), flicker=result.flicker,
+                     model=model.path, model_sha256=model.sha256, blend=args.blend or 0.0)
     return 0
