@@ -146,11 +146,13 @@ class Objective:
                temporal: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
         recipe = self.recipe
         total = recipe.content_weight * content + recipe.style_weight * style + recipe.tv_weight * tv
-        parts = {"content": content.item(), "style": style.item(), "tv": tv.item()}
+        terms = [content, style, tv]
         if temporal is not None:
             total = total + recipe.temporal_weight * temporal
-            parts["temporal"] = temporal.item()
-        return total, {"total": total.item(), **parts}
+            terms.append(temporal)
+        values = torch.stack([total.detach(), *(t.detach() for t in terms)]).float().tolist()  # one device sync
+        names = ["total", "content", "style", "tv", "temporal"][:len(values)]
+        return total, dict(zip(names, values, strict=True))
 
     # -- tile by tile ------------------------------------------------------------------------------
     def prepare_tiles(self, pixels: torch.Tensor, tile: int, margin: int) -> None:
