@@ -329,3 +329,13 @@ def test_style_statistics_are_computed_once_per_style_scale_and_size(astronaut_s
     assert not np.array_equal(first.image, second.image)
     shared.run(astronaut_small, stripes_style, recipe=recipe.replace(preserve_color="histogram"))
     assert shared.statistics.computed == 4  # a style recoloured for the photo is other pixels
+
+
+def test_lbfgs_line_search_on_a_tiled_scale_is_refused(astronaut_small, stripes_style):
+    # a tiled step's loss lags one sweep, so a line search would compare two different images' losses
+    recipe = Recipe.from_preset("fast", max_size=96, min_size=None, steps=2, optimizer="lbfgs", lr=1.0,
+                                lbfgs_line_search=True, tile_size=64, device="cpu", seed=1)
+    with pytest.raises(UsageError, match="line search needs the exact loss") as error:
+        Stylizer().run(astronaut_small, stripes_style, recipe=recipe)
+    assert error.value.field == "lbfgs_line_search"
+    Stylizer().run(astronaut_small, stripes_style, recipe=recipe.replace(lbfgs_line_search=False))  # runs

@@ -379,6 +379,14 @@ def _tile_plan(recipe: Recipe, schedule: list[Scale], budget: float) -> list[Til
         else:
             tile = tiling.choose_tile(scale.size, last, budget)
         plan_.append(None if tile is None else (tile, tiling.margin_for(tile)))
+    tiled = [scale for scale, tiles in zip(schedule, plan_, strict=True) if tiles is not None]
+    if tiled and recipe.optimizer == "lbfgs" and recipe.lbfgs_line_search:
+        # a tiled step's loss is assembled from the previous sweep's statistics, so the line search would
+        # compare losses of different images and accept steps that are not descents
+        size = tiled[-1].size
+        raise UsageError(f"L-BFGS's line search needs the exact loss, which a {size[0]}x{size[1]} scale painted in "
+                         "tiles only has one sweep late; drop --line-search, use --optimizer adam, or give more "
+                         "--max-memory so no scale is tiled", field="lbfgs_line_search")
     if recipe.tile_size == 0:
         biggest = max((s for s in schedule if s.steps), key=lambda s: s.size[0] * s.size[1])
         needed = tiling.step_bytes(biggest.size, last)
