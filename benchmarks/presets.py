@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 #: The presets' schedules before issue 15 (losses and weights unchanged since).
 OLD_PRESETS = {
     "balanced": dict(steps=22, step_decay=0.25, min_size=256, scale_factor=math.sqrt(2.0)),
-    "quality": dict(steps=120, step_decay=0.5, min_size=256, scale_factor=math.sqrt(2.0)),
+    "quality": dict(steps=120, step_decay=0.5, min_size=256, scale_factor=math.sqrt(2.0), equal_cost_above=None),
 }
 #: photo (a shared file or ``skimage:NAME``) and painting (a shared file) per pair.
 PAIRS = {

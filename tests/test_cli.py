@@ -447,7 +447,7 @@ def test_video_later_steps_follow_the_steps(image_files, tmp_path, capsys):
                                 capsys)
     assert code == 0, err
     steps = [e["steps"] for e in map(json.loads, stdout.splitlines()) if e["event"] == "frame"]
-    assert steps == [5, 2]  # quality's 40 later steps scaled to --steps 5, not 40
+    assert steps == [5, 4]  # quality's 40 later steps scaled to --steps 5 (of 56), not 40
 
 
 def test_video_max_frames_preview_then_the_rest(image_files, tmp_path, capsys):

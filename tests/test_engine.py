@@ -158,6 +158,11 @@ def test_presets_resolve_to_documented_values():
     steps = [s.steps for s in plan((512, 384), steps=balanced.steps, min_size=balanced.min_size,
                                    factor=balanced.scale_factor, step_decay=balanced.step_decay)]
     assert steps == [22, 6, 1]
+    for size, expected in (((512, 384), [56, 45]), ((1024, 768), [56, 45, 9])):
+        steps = [s.steps for s in plan(size, steps=quality.steps, min_size=quality.min_size,
+                                       factor=quality.scale_factor, step_decay=quality.step_decay,
+                                       equal_cost_above=quality.equal_cost_above)]
+        assert steps == expected
 
 
 def test_bf16_and_fp32_give_close_losses(astronaut_small, stripes_style):

@@ -131,5 +131,16 @@ def test_pixel_neutral_fields_are_marked_on_the_field():
 def test_later_frame_steps_belong_to_the_preset_and_follow_steps():
     assert Recipe.from_preset("quality").frame_steps == 40
     assert Recipe.from_preset("fast").frame_steps == 5
-    assert Recipe.from_preset("quality", steps=5).frame_steps == 2   # not the preset's 40
+    assert Recipe.from_preset("quality", steps=5).frame_steps == 4   # 40 × 5/56, not the preset's 40
     assert Recipe.from_preset("quality", steps=5, later_steps=7).frame_steps == 7
+
+
+def test_scales_above_equal_cost_above_cost_about_one_scale_at_that_size():
+    sizes_and_steps = [(s.size, s.steps) for s in plan((2048, 1024), steps=40, min_size=256, factor=2.0,
+                                                      step_decay=1.0, equal_cost_above=512)]
+    assert sizes_and_steps == [((256, 128), 40), ((512, 256), 40), ((1024, 512), 10), ((2048, 1024), 2)]
+    costs = [w * h * n for (w, h), n in sizes_and_steps[1:]]
+    assert max(costs) / min(costs) < 1.3  # 40 steps at 512 px, 10 at 1024, 2.5 → 2 at 2048
+    assert plan((512, 256), steps=5, min_size=256, factor=2.0, step_decay=0.0, equal_cost_above=128)[1].steps == 0
+    with pytest.raises(UsageError, match="equal_cost_above"):
+        Recipe(equal_cost_above=8)

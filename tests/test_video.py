@@ -280,7 +280,7 @@ def quick(**changes) -> Recipe:
 
 def test_later_frames_take_their_steps_from_the_recipe():
     assert later_frame_recipe(Recipe.from_preset("quality")).steps == 40
-    assert later_frame_recipe(Recipe.from_preset("quality", steps=5)).steps == 2  # not the preset's 40
+    assert later_frame_recipe(Recipe.from_preset("quality", steps=5)).steps == 4  # 40 × 5/56, not 40
     assert later_frame_recipe(Recipe.from_preset("fast", later_steps=3)).steps == 3
 
 

@@ -78,6 +78,9 @@ class Recipe:
     ema: float = 0.0
     steps: int = 300
     step_decay: float = 1.0
+    #: scales with a long side above this get steps × (this / long side)²: each costs about as much
+    #: as one at this size, so large outputs do not multiply the finest scale's cost (None: no cap)
+    equal_cost_above: int | None = None
     scale_steps: tuple[int, ...] | None = None
     min_size: int | None = None
     scale_factor: float = math.sqrt(2.0)
@@ -117,7 +120,7 @@ class Recipe:
         """The preset's values, then the overrides (``min_size=None`` turns coarse-to-fine off).
 
         A preset's steps for later video frames follow a changed ``steps`` in proportion, unless
-        ``later_steps`` is given too (``quality`` with ``steps=5`` gets 2 later steps, not 40).
+        ``later_steps`` is given too (``quality`` with ``steps=5`` gets 4 later steps, not 40).
         """
         if name not in PRESETS:
             raise field_error("preset", f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
@@ -216,6 +219,8 @@ class Recipe:
         _integer("save_every", self.save_every, 0, MAX_STEPS)
         if self.min_size is not None:
             _integer("min_size", self.min_size, 32, MAX_SIDE)
+        if self.equal_cost_above is not None:
+            _integer("equal_cost_above", self.equal_cost_above, 32, MAX_SIDE)
         if self.style_size is not None:
             _integer("style_size", self.style_size, 32, MAX_STYLE_SIDE)
         if self.tile_size is not None and _integer("tile_size", self.tile_size, 0, MAX_SIDE) and self.tile_size < 32:
@@ -274,11 +279,11 @@ PRESETS: dict[str, Preset] = {
              later_steps=12),
     ),
     "quality": Preset(
-        "The best result, several times slower: the same losses with many more steps per scale.",
+        "The best result, several times slower: the same losses, most steps at 512 px and above.",
         dict(content_layers=("relu4_2",), style_layers=GATYS_STYLE_LAYERS, content_weight=1.0,
-             style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=120,
-             step_decay=0.5, min_size=256, scale_factor=math.sqrt(2.0), max_size=512, init="palette",
-             later_steps=40),
+             style_weight=1.5, style_loss="gram", optimizer="adam", lr=0.02, ema=0.9, steps=56,
+             step_decay=0.8, equal_cost_above=512, min_size=256, scale_factor=2.0, max_size=512,
+             init="palette", later_steps=40),
     ),
     "reference": Preset(
         "The original notebook: conv outputs features[0,5,10,19,28] for content and style, MSE "

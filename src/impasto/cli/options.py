@@ -142,6 +142,9 @@ def recipe_options(parser: argparse.ArgumentParser, *, video: bool) -> None:
                  help="optimization steps (of the first scale when there are several)")
     field_option(g, "step_decay", type=float, metavar="F",
                  help="each finer scale runs F times the steps of the one before")
+    field_option(g, "equal_cost_above", type=int, metavar="PX",
+                 help="scales larger than PX get their steps scaled by (PX / size)², so each costs about as "
+                      "much as one at PX (quality: 512)")
     field_option(g, "scale_steps", type=_ints, metavar="N,..", help="steps for each scale, coarse to fine")
     field_option(g, "min_size", type=int, metavar="PX", help="long side of the first (coarsest) scale")
     field_option(g, "scale_factor", type=float, metavar="F", help="size ratio between scales (default √2)")

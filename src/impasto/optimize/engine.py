@@ -178,7 +178,8 @@ class _Job:
                                resize(np.asarray(temporal[1], np.float32), final_size))
         configure_backends(device, final_size[0] * final_size[1])
         schedule = plan(final_size, steps=recipe.steps, min_size=recipe.min_size, factor=recipe.scale_factor,
-                        step_decay=recipe.step_decay, scale_steps=recipe.scale_steps)
+                        step_decay=recipe.step_decay, scale_steps=recipe.scale_steps,
+                        equal_cost_above=recipe.equal_cost_above)
         features = FeatureExtractor(self.stylizer.network(device, recipe), autocast,
                                     notebook=recipe.loss_normalization == "notebook")
         budget = tiling.memory_budget(recipe, device)

@@ -47,18 +47,26 @@ def _round_to(value: float, multiple: int) -> int:
 
 
 def plan(final_size: tuple[int, int], *, steps: int, min_size: int | None, factor: float,
-         step_decay: float = 1.0, scale_steps: tuple[int, ...] | None = None) -> list[Scale]:
+         step_decay: float = 1.0, scale_steps: tuple[int, ...] | None = None,
+         equal_cost_above: int | None = None) -> list[Scale]:
     """The whole schedule.
 
     The coarsest scale runs ``steps`` steps and each finer one ``step_decay`` times as many as the
-    one before (rounded): fine scales cost more per step and need fewer. A scale with 0 steps is
+    one before (rounded): fine scales cost more per step and need fewer. With
+    ``equal_cost_above`` (pixels), a scale whose long side is larger runs that count times
+    ``(equal_cost_above / long side)²`` (at least 1): about the cost of a scale of that size, so
+    a 1024 px output does not pay four times the 512 px scale's steps. A scale with 0 steps is
     only upsampled (with the photo's detail added back, see ``engine.upsample``), which makes
     previews cheap. An explicit ``scale_steps`` (one count per scale, coarse to fine) overrides
-    both.
+    all of these.
     """
     sizes = scale_sizes(final_size, min_size, factor)
     if scale_steps is None:
         counts = [steps] + [round(steps * step_decay**k) for k in range(1, len(sizes))]
+        if equal_cost_above is not None:
+            counts = [n if max(size) <= equal_cost_above or n == 0
+                      else max(1, round(n * (equal_cost_above / max(size)) ** 2)) for size, n in zip(sizes, counts,
+                                                                                                  strict=True)]
     elif len(scale_steps) == len(sizes):
         counts = list(scale_steps)
     else:

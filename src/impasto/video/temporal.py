@@ -40,7 +40,8 @@ def later_frame_recipe(recipe: Recipe) -> Recipe:
     a frame costs about what the preset's still image costs (whose steps are mostly at coarse
     scales); fewer steps leave disoccluded regions less painted, more add little.
     """
-    return recipe.replace(min_size=None, scale_steps=None, step_decay=1.0, steps=recipe.frame_steps)
+    return recipe.replace(min_size=None, scale_steps=None, step_decay=1.0, equal_cost_above=None,
+                          steps=recipe.frame_steps)
 
 
 def fixed_size(recipe: Recipe, size: tuple[int, int]) -> Recipe:
