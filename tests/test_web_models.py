@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import time
 
 import numpy as np
@@ -22,6 +21,8 @@ pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed"
 pytest.importorskip("httpx2", reason="httpx2 (for the TestClient) is not installed")
 
 from fastapi.testclient import TestClient
+from test_web import _strings as strings
+from test_web import events, open_page, png, upload, wait_for
 
 from impasto import cli
 from impasto.errors import ImpastoError, UsageError, WeightsError
@@ -32,7 +33,6 @@ from impasto.optimize.engine import Stylizer
 from impasto.recipe import Recipe
 from impasto.web import create_app
 from impasto.web import jobs as web_jobs
-from impasto.web.guard import XSRF_HEADER
 from impasto.web.settings import MODEL_SETTINGS
 
 LOCAL = "http://127.0.0.1:8000"
@@ -57,56 +57,6 @@ class NoNetwork(Stylizer):
         while not (cancel is not None and cancel.cancelled) and time.monotonic() < deadline:
             time.sleep(0.02)
         raise ImpastoError("stopped")
-
-
-def open_page(client: TestClient) -> TestClient:
-    """Open the page with the token as a browser does; later requests echo the XSRF cookie."""
-    app = client.app
-    assert client.get("/", params={"token": app.state.token}).status_code == 200
-    client.headers[XSRF_HEADER] = client.cookies[app.state.policy.xsrf_cookie]
-    return client
-
-
-def png(array: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(np.asarray(array)).save(out, "PNG")
-    return out.getvalue()
-
-
-def upload(client, data: bytes, kind: str = "content", name: str = "image.png"):
-    return client.post(f"/api/uploads?kind={kind}", files={"file": (name, data, "image/png")})
-
-
-def events(client, job_id: str) -> list[dict]:
-    """Every server-sent event of a job, read until the server closes the stream at its end."""
-    out = []
-    with client.stream("GET", f"/api/jobs/{job_id}/events") as response:
-        assert response.status_code == 200
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                out.append(json.loads(line[6:]))
-    return out
-
-
-def wait_for(client, job_id: str, condition, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        if condition(job):
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} never got there; last seen {job}")
-
-
-def strings(value) -> list[str]:
-    """Every string inside a JSON value."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in strings(v)]
-    return []
 
 
 @pytest.fixture(scope="module")
