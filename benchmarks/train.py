@@ -188,7 +188,7 @@ def plot_losses(history: list[dict], path: Path, title: str) -> None:
 def engine_loss(stylizer, recipe, photo: np.ndarray, style, picture: np.ndarray) -> dict[str, float]:
     """The optimizer's objective at ``picture``'s size: content and style terms at the preset's weights."""
     from impasto.device import compute_dtype, select_device
-    from impasto.optimize.features import FeatureExtractor
+    from impasto.features import FeatureExtractor
     from impasto.optimize.guides import ScaleGuides
     from impasto.optimize.inputs import to_tensor
     from impasto.optimize.objective import Objective

@@ -106,3 +106,48 @@ def test_masked_statistics_only_see_the_region():
 def test_unknown_style_loss():
     with pytest.raises(ValueError, match="unknown style loss"):
         losses.style_statistics(_features(), "perceptual")
+
+
+def _activations(dtype=torch.float32, channels_last=False, seed=0):
+    f = torch.rand(2, 8, 6, 5, generator=torch.Generator().manual_seed(seed))
+    f = f.to(dtype)
+    return f.contiguous(memory_format=torch.channels_last) if channels_last else f
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_in_either_layout_and_bf16_is_fp32_gram(channels_last):
+    reference = losses.gram_matrix(_activations())
+    for dtype, tolerance in ((torch.float32, 1e-6), (torch.bfloat16, 2e-2)):
+        gram = losses.gram_matrix(_activations(dtype, channels_last))
+        assert gram.dtype == torch.float32 and gram.shape == (2, 8, 8)
+        assert torch.allclose(gram, reference, rtol=tolerance, atol=tolerance)
+
+
+def test_gram_gradient_is_autograd_of_the_plain_product():
+    """The one-matmul backward gives what autograd of F Fᵀ / n gives, in both layouts."""
+    weights = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(1))
+    for channels_last in (False, True):
+        f = _activations(channels_last=channels_last).requires_grad_(True)
+        (losses.gram_matrix(f) * weights).sum().backward()
+        plain = _activations().requires_grad_(True)
+        flat = plain.reshape(2, 8, 30)
+        ((flat @ flat.transpose(1, 2) / 30) * weights).sum().backward()
+        assert torch.allclose(f.grad, plain.grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["gram", "wasserstein", "meanstd"])
+def test_statistics_of_bf16_channels_last_features_match_fp32(kind):
+    mask = torch.rand(2, 1, 6, 5, generator=torch.Generator().manual_seed(2))
+    for m in (None, mask):
+        reference = losses.style_statistics(_activations(), kind, mask=m)
+        low = losses.style_statistics(_activations(torch.bfloat16, channels_last=True), kind, mask=m)
+        for key, value in reference.items():
+            assert low[key].dtype == torch.float32
+            assert torch.allclose(low[key], value, rtol=2e-2, atol=2e-2), (kind, key, m is None)
+
+
+def test_losses_of_bf16_inputs_are_fp32():
+    x, t = _activations(torch.bfloat16), _activations(torch.bfloat16, seed=3)
+    assert losses.mse(x, t).dtype == torch.float32
+    assert losses.relative_mse(x, t).item() == pytest.approx(
+        losses.relative_mse(x.float(), t.float()).item(), rel=1e-6)

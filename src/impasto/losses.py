@@ -8,31 +8,59 @@ from __future__ import annotations
 
 import functools
 import operator
+from typing import Any
 
 import torch
 
 _EPS = 1e-8
 
 
+class _SymmetricGram(torch.autograd.Function):
+    """``FᵀF · scale`` of ``(N, P, C)`` positions × channels, in fp32; the backward is one matmul.
+
+    The product runs in the features' dtype (bf16 matmuls accumulate in fp32); autograd's own
+    backward of ``bmm(Fᵀ, F)`` would take two matmuls where the symmetry needs one.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, flat: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(flat)
+        ctx.scale = scale
+        return torch.bmm(flat.transpose(1, 2), flat).float() * scale
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (flat,) = ctx.saved_tensors
+        symmetric = ((grad + grad.transpose(1, 2)) * ctx.scale).to(flat.dtype)
+        return torch.bmm(flat, symmetric), None
+
+
+def positions_by_channels(features: torch.Tensor) -> torch.Tensor:
+    """``(N, C, H, W)`` features as ``(N, H·W, C)``, a view in either memory layout."""
+    n, c, h, w = features.shape
+    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+        return features.permute(0, 2, 3, 1).reshape(n, h * w, c)
+    return features.reshape(n, c, h * w).transpose(1, 2)
+
+
 def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    """Channel correlations ``F Fᵀ`` of ``(N, C, H, W)`` features → ``(N, C, C)``.
+    """Channel correlations ``F Fᵀ`` of ``(N, C, H, W)`` features → ``(N, C, C)`` fp32.
 
     With ``normalize`` the sum over positions is divided by ``H·W`` (a mean over positions), which
-    makes the Gram matrix independent of the image size.
+    makes the Gram matrix independent of the image size. Features may be bf16 (the product
+    accumulates in fp32) and NCHW or channels-last.
     """
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)
-    gram = torch.bmm(flat, flat.transpose(1, 2))
-    return gram / (h * w) if normalize else gram
+    return _SymmetricGram.apply(positions_by_channels(features), 1.0 / (h * w) if normalize else 1.0)
 
 
 def mse(x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error over all elements.
+    """Mean squared error over all elements, computed in fp32 whatever the inputs' dtype.
 
     ``weights`` (broadcastable to ``x``, e.g. ``(N, 1, H, W)`` per position) multiplies each
     squared error before the mean.
     """
-    error = (x - target).pow(2)
+    error = (x.float() - target.float()).pow(2)
     return (error * weights).mean() if weights is not None else error.mean()
 
 
@@ -42,7 +70,7 @@ def relative_mse(x: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | 
     Scale free, so layers whose activations differ by orders of magnitude weigh alike, and a
     weight of 1 means "as large as the target itself". ``weights`` as in :func:`mse`.
     """
-    return mse(x, target, weights) / (target.pow(2).mean() + _EPS)
+    return mse(x, target, weights) / (target.float().pow(2).mean() + _EPS)
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
@@ -65,37 +93,51 @@ def total_variation(image: torch.Tensor) -> torch.Tensor:
 STYLE_LOSSES = ("gram", "wasserstein", "meanstd")
 
 
-def _flat_and_weights(features: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w).float()
+def _position_weights(features: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
+    """``(N, H·W, 1)`` fp32 weights of the positions summing to 1 per image, or None: uniform."""
     if mask is None:
-        weights = flat.new_full((n, 1, h * w), 1.0 / (h * w))
-    else:
-        m = mask.reshape(n, 1, h * w).float()
-        weights = m / m.sum(dim=2, keepdim=True).clamp_min(_EPS)
-    return flat, weights
+        return None
+    n, _, h, w = features.shape
+    m = mask.reshape(n, h * w, 1).float()
+    return m / m.sum(dim=1, keepdim=True).clamp_min(_EPS)
+
+
+def _second_moment(flat: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``E[f fᵀ]`` ``(N, C, C)`` fp32 over the positions of ``flat`` ``(N, P, C)``."""
+    if weights is None:
+        return _SymmetricGram.apply(flat, 1.0 / flat.shape[1])
+    return _SymmetricGram.apply(flat * weights.sqrt().to(flat.dtype), 1.0)
+
+
+def _expectation(flat: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """``E[f]`` ``(N, C)`` fp32 over the positions of ``flat`` ``(N, P, C)``."""
+    if weights is None:
+        return flat.float().mean(dim=1)
+    return (flat.float() * weights).sum(dim=1)
 
 
 def style_statistics(features: torch.Tensor, kind: str, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Statistics of ``(N, C, H, W)`` features for a style loss of ``kind``.
+    """Statistics of ``(N, C, H, W)`` features for a style loss of ``kind``, in fp32.
 
     * ``gram``: ``{"gram": (N, C, C)}``, the second moment E[f fᵀ] over positions.
     * ``wasserstein``: ``{"mean": (N, C), "second": (N, C, C)}``: mean and second moment, from
       which the covariance of a Gaussian fit follows.
     * ``meanstd``: ``{"mean": (N, C), "square": (N, C)}``: per-channel mean and mean square.
 
-    Every statistic is an expectation over positions (weighted by ``mask`` when given), so
-    statistics of several images or regions blend by weighted averaging.
+    Every statistic is an expectation over positions (weighted by ``mask`` ``(N, 1, H, W)`` when
+    given), so statistics of several images or regions blend by weighted averaging. Features
+    may be bf16 and channels-last (as :mod:`impasto.features` returns them on fast hardware).
     """
-    flat, weights = _flat_and_weights(features, mask)
+    if kind not in STYLE_LOSSES:
+        raise ValueError(f"unknown style loss {kind!r}; choose from {', '.join(STYLE_LOSSES)}")
+    flat = positions_by_channels(features)
+    weights = _position_weights(features, mask)
     if kind == "gram":
-        return {"gram": torch.bmm(flat * weights, flat.transpose(1, 2))}
-    mean = (flat * weights).sum(dim=2)
+        return {"gram": _second_moment(flat, weights)}
+    mean = _expectation(flat, weights)
     if kind == "wasserstein":
-        return {"mean": mean, "second": torch.bmm(flat * weights, flat.transpose(1, 2))}
-    if kind == "meanstd":
-        return {"mean": mean, "square": (flat.pow(2) * weights).sum(dim=2)}
-    raise ValueError(f"unknown style loss {kind!r}; choose from {', '.join(STYLE_LOSSES)}")
+        return {"mean": mean, "second": _second_moment(flat, weights)}
+    return {"mean": mean, "square": _expectation(flat.float().pow(2), weights)}
 
 
 def blend_statistics(stats: list[dict[str, torch.Tensor]], weights: list[float]) -> dict[str, torch.Tensor]:

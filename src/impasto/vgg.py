@@ -131,7 +131,10 @@ class VGG19Features(nn.Module):
         x = image.index_select(1, self.channel_order) * self.convention.scale
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
-    def forward(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, layers: Iterable[str],
+                dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+        """``{layer: activation}``; with ``dtype`` the preprocessed input is cast to it, channels-last
+        (for a network whose convolutions are in that dtype and layout, see :mod:`impasto.features`)."""
         wanted = {resolve_layer(name) for name in layers}
         if not wanted:
             return {}
@@ -139,6 +142,8 @@ class VGG19Features(nn.Module):
         if LAYER_INDEX[last] > LAYER_INDEX[self.last_layer]:
             raise UsageError(f"layer {last} is deeper than the network was built for ({self.last_layer})")
         x = self.preprocess(image)
+        if dtype is not None:
+            x = x.to(dtype).contiguous(memory_format=torch.channels_last)
         out: dict[str, torch.Tensor] = {}
         for name, module in self.layers.items():
             x = module(x)

@@ -339,7 +339,7 @@ class Trainer:
         return training_key(self.recipe, self.settings, self.architecture, self.style_hash, self.photos.identity())
 
     def features(self) -> Any:
-        from ..optimize.features import FeatureExtractor
+        from ..features import FeatureExtractor
 
         net = self.stylizer.network(self.device, self.recipe)
         return FeatureExtractor(net, self.autocast, notebook=self.recipe.loss_normalization == "notebook")

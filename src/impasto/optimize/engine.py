@@ -24,12 +24,12 @@ from .._version import __version__
 from ..cancel import CancelToken
 from ..device import compute_dtype, configure_backends, select_device
 from ..errors import ImpastoError, OutOfMemoryError, UsageError, is_out_of_memory
+from ..features import FeatureExtractor
 from ..images import ImageSource, LoadedImage, flatten, load_image, resize
 from ..recipe import Recipe
 from ..vgg import VGG19Features, deepest
 from ..weights import VGGWeights, load_weights
 from . import tiling
-from .features import FeatureExtractor
 from .guides import Guides
 from .inputs import DETAIL_INITS, Finish, colour_inputs, initial_image, to_array, to_tensor, upsample
 from .loop import optimize_scale

@@ -14,8 +14,8 @@ import torch
 
 from ..cancel import CancelToken
 from ..errors import DivergedError
+from ..features import FeatureExtractor
 from ..recipe import Recipe
-from .features import FeatureExtractor
 from .inputs import Finish, to_array
 from .objective import Objective
 from .optimizers import IterateAverage, make_optimizer

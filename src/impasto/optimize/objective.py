@@ -174,7 +174,7 @@ class Objective:
                 for layer in recipe.content_layers:
                     pooled = masking.pool_to(interior, photo[layer].shape[-2:])
                     size = float(pooled.sum()) * photo[layer].shape[1]
-                    energy = float((pooled * photo[layer].pow(2)).sum())
+                    energy = float((pooled * photo[layer].float().pow(2)).sum())
                     self.content_norm[layer] += size if self.notebook else energy
                 for layer in recipe.style_layers:
                     shape = _feature_shape(layer, t)
@@ -207,7 +207,7 @@ class Objective:
             for layer, w in zip(recipe.content_layers, self.content_weights, strict=True):
                 weights = interior if weight_map is None else interior * weight_map
                 weights = masking.pool_to(weights, feats[layer].shape[-2:])
-                error = (weights * (feats[layer] - photo[layer]).pow(2)).sum()
+                error = (weights * (feats[layer].float() - photo[layer].float()).pow(2)).sum()
                 content = content + w * error / max(self.content_norm[layer], 1e-8)
             style = image.new_zeros(())
             for layer, w in zip(recipe.style_layers, self.style_weights, strict=True):

@@ -12,11 +12,11 @@ import numpy as np
 import torch
 
 from .. import losses
+from ..features import FeatureExtractor
 from ..images import LoadedImage, flatten, resize, scaled_to_long_side
 from ..recipe import Recipe
 from ..vgg import deepest
 from . import tiling
-from .features import FeatureExtractor
 from .guides import ScaleGuides
 from .inputs import to_tensor
 from .objective import tiled_statistics
