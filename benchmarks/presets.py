@@ -91,6 +91,9 @@ def main() -> int:
     parser.add_argument("--candidate", action="append", default=[], metavar="PRESET=JSON",
                         help='try other settings as "new", e.g. quality=\'{"steps": 40, "step_decay": 0.875}\'')
     parser.add_argument("--skip-old", action="store_true", help="run only the new (candidate) settings")
+    parser.add_argument("--baseline", metavar="JSON",
+                        help="take the old rows from this file (e.g. baselines/presets_174f149_512.json, measured "
+                             "with the previous release's code) instead of running the old schedules here")
     args = parser.parse_args()
     candidates = {text.split("=", 1)[0]: json.loads(text.split("=", 1)[1]) for text in args.candidate}
 
@@ -105,6 +108,9 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stylizer = impasto.Stylizer()
     rows = []
+    if args.baseline:
+        rows = [dict(row, version="old") for row in json.loads(Path(args.baseline).read_text())]
+        args.skip_old = True
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size} px")
     for pair in args.pairs.split(","):
         photo, style = load_pair(pair)
@@ -129,17 +135,18 @@ def main() -> int:
                       f"loss {parts['total']:.3f} (content {parts['content']:.3f} style {parts['style']:.3f})  "
                       f"quality content {figures['content_fidelity']:.3f} style {figures['style_fidelity']:.3f} "
                       f"score {figures['score']:.3f}", flush=True)
-    if args.skip_old:
-        return 0
+    (RESULTS / f"results_{args.size}.json").write_text(json.dumps(rows, indent=1))
     print("\npair               preset     old s   new s  old/new   old loss  new loss")
     for pair in args.pairs.split(","):
         for preset in args.presets.split(","):
-            old, new = (next(r for r in rows if r["pair"] == pair and r["preset"] == preset and r["version"] == v)
-                        for v in ("old", "new"))
+            found = [next((r for r in rows if r["pair"] == pair and r["preset"] == preset and r["version"] == v), None)
+                     for v in ("old", "new")]
+            old, new = found
+            if old is None or new is None:
+                continue
             print(f"{pair:18s} {preset:9s} {old['seconds']:7.1f} {new['seconds']:7.1f} "
                   f"{old['seconds'] / new['seconds']:7.2f}x  {old['total']:8.3f}  {new['total']:8.3f}"
                   f"{'' if new['total'] <= old['total'] else '  (higher)'}")
-    (RESULTS / f"results_{args.size}.json").write_text(json.dumps(rows, indent=1))
     return 0
 
 

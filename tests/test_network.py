@@ -127,20 +127,24 @@ def test_builtin_hash_mismatch_and_missing_package(tmp_path, monkeypatch):
 
 def test_bf16_features_are_channels_last_and_close_to_fp32(vgg_weights):
     """The fast path: a bf16 channels-last copy of the network, made once, close to fp32."""
-    from impasto.features import FeatureExtractor, low_precision_copy
+    from impasto.features import FeatureExtractor, layout_copy
 
     net = VGG19Features(vgg_weights, "relu3_1")
     layers = ("relu1_1", "relu3_1")
     exact = FeatureExtractor(net, None)(_ramp(), layers)
+    plain = net(_ramp(), layers)
+    assert all(torch.allclose(exact[k], plain[k], rtol=1e-4, atol=1e-3) for k in layers)  # fp32: the same numbers
     fast = FeatureExtractor(net, torch.bfloat16)(_ramp(), layers)
     for layer in layers:
-        assert exact[layer].dtype == torch.float32 and exact[layer].is_contiguous()
+        assert exact[layer].dtype == torch.float32
         assert fast[layer].dtype == torch.bfloat16
         assert fast[layer].is_contiguous(memory_format=torch.channels_last)
+        assert exact[layer].is_contiguous(memory_format=torch.channels_last)
         error = (fast[layer].float() - exact[layer]).abs().mean() / exact[layer].abs().mean()
         assert error < 0.02, layer
-    assert low_precision_copy(net, torch.bfloat16) is low_precision_copy(net, torch.bfloat16)
+    assert layout_copy(net, torch.bfloat16) is layout_copy(net, torch.bfloat16)
     assert net.layers["conv1_1"].weight.dtype == torch.float32  # the original is untouched
+    assert layout_copy(net, torch.float32) is net
     image = _ramp().requires_grad_(True)
     FeatureExtractor(net, torch.bfloat16)(image, ["relu3_1"])["relu3_1"].float().sum().backward()
     assert image.grad is not None and image.grad.dtype == torch.float32 and image.grad.abs().sum() > 0

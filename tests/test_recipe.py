@@ -62,6 +62,14 @@ def test_single_scale_and_coarse_to_fine_sizes():
     assert all(b[0] > a[0] for a, b in itertools.pairwise(sizes))
 
 
+def test_an_output_between_two_factor_steps_starts_at_min_size():
+    """450 px from 256 px at a factor of 2 is two scales, not one; just above min_size stays one."""
+    assert scale_sizes((450, 300), 256, 2.0) == [(256, 168), (450, 300)]
+    assert scale_sizes((300, 200), 256, 2.0) == [(300, 200)]
+    assert scale_sizes((1024, 768), 256, 2.0) == [(256, 192), (512, 384), (1024, 768)]  # chains unchanged
+    assert scale_sizes((700, 500), 256, math.sqrt(2)) == [(352, 248), (496, 352), (700, 500)]
+
+
 def test_plan_steps_per_scale():
     schedule = plan((256, 256), steps=10, min_size=128, factor=2.0)
     assert [(s.size, s.steps) for s in schedule] == [((128, 128), 10), ((256, 256), 10)]

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data
 
 pytest.importorskip("fastapi", reason="the web extra (fastapi) is not installed")
 pytest.importorskip("httpx2", reason="httpx2 (for the TestClient) is not installed")
@@ -207,13 +208,14 @@ def test_bad_job_requests(client, photo, painting):
     assert client.post("/api/jobs/nope/cancel").status_code == 404
 
 
-def test_job_streams_progress_and_delivers_a_png_with_its_recipe(client, photo, painting, astronaut_small):
+def test_job_streams_progress_and_delivers_a_png_with_its_recipe(client, painting, astronaut_small):
     second = upload(client, png(as_uint8(astronaut_small[::-1])), "style", "flipped.png").json()
-    # the photo's 96 px, not TINY's 64: a job of three 64 px steps can end before the event stream opens, and
+    # a 256 px photo, not TINY's 64: a job of three small steps can end before the event stream opens, and
     # then only its final state is seen
-    settings = {**TINY, "max_size": 96, "style_weight": 3.0, "preserve_color": "luminance", "style_scale": 1.5,
+    large = upload(client, png(data.astronaut()[::2, ::2]), "content", "photo.png").json()
+    settings = {**TINY, "max_size": 256, "style_weight": 3.0, "preserve_color": "luminance", "style_scale": 1.5,
                 "style_blend": [3, 1]}
-    started = client.post("/api/jobs", json={"content": photo["id"], "styles": [painting["id"], second["id"]],
+    started = client.post("/api/jobs", json={"content": large["id"], "styles": [painting["id"], second["id"]],
                                              "settings": settings})
     assert started.status_code == 201, started.text
     job = started.json()
@@ -229,7 +231,7 @@ def test_job_streams_progress_and_delivers_a_png_with_its_recipe(client, photo, 
 
     final = seen[-1]
     result = final["result"]
-    assert max(result["width"], result["height"]) == 96 and result["steps"] == 3
+    assert max(result["width"], result["height"]) == 256 and result["steps"] == 3
     preview = client.get(final["preview"])
     assert preview.status_code == 200 and preview.headers["content-type"] == "image/jpeg"
 
@@ -240,7 +242,7 @@ def test_job_streams_progress_and_delivers_a_png_with_its_recipe(client, photo, 
     assert picture.size == (result["width"], result["height"])
     metadata = read_metadata(io.BytesIO(download.content))
     recipe = metadata["recipe"]
-    assert (recipe["preset"], recipe["max_size"], recipe["seed"], recipe["style_weight"]) == ("fast", 96, 7, 3.0)
+    assert (recipe["preset"], recipe["max_size"], recipe["seed"], recipe["style_weight"]) == ("fast", 256, 7, 3.0)
     assert (recipe["preserve_color"], recipe["style_scale"]) == ("luminance", 1.5)
     assert metadata["style_blend"] == pytest.approx([0.75, 0.25])
     assert metadata["studio"]["settings"]["style_blend"] == [3, 1]
@@ -250,7 +252,7 @@ def test_job_streams_progress_and_delivers_a_png_with_its_recipe(client, photo, 
     assert metadata["content"]["path"] == "photo.png" and len(metadata["content"]["sha256"]) == 64
     assert not [text for text in _strings(metadata) if text.startswith("/") or ":\\" in text]
     full = client.get(f"/api/results/{result['id']}").json()
-    assert full["settings"]["seed"] == 7 and full["inputs"]["content"]["id"] == photo["id"]
+    assert full["settings"]["seed"] == 7 and full["inputs"]["content"]["id"] == large["id"]
     assert [s["id"] for s in full["inputs"]["styles"]] == [painting["id"], second["id"]]
     assert client.get(result["thumbnail"]).headers["content-type"] == "image/jpeg"
     assert result["id"] in [r["id"] for r in client.get("/api/results").json()["results"]]

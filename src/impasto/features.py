@@ -1,8 +1,8 @@
 """The network as the losses see it: activations of named layers, in the run's precision and layout.
 
-On a device with fast bf16 (CPUs with AVX512-BF16 or AMX, CUDA GPUs) the network runs as a
-bf16 copy of itself in channels-last layout, and its activations stay bf16 and channels-last:
-the losses read them in that layout and accumulate in fp32 (see :mod:`impasto.losses`). Mixed
+The network keeps its weights channels-last and runs in bf16 (a copy of it) on a device with
+fast bf16 (CPUs with AVX512-BF16 or AMX, CUDA GPUs), fp32 elsewhere. Its activations stay in
+that dtype and layout: the losses read them so and accumulate in fp32 (see :mod:`impasto.losses`). Mixed
 fp32/bf16 arithmetic on large activations, NCHW max pooling and fp32 Gram matrices each cost
 as much as a convolution layer on a CPU, so none of them appears in a step.
 """
@@ -22,8 +22,11 @@ _copies: weakref.WeakKeyDictionary[VGG19Features, dict[torch.dtype, VGG19Feature
 _lock = threading.Lock()
 
 
-def low_precision_copy(net: VGG19Features, dtype: torch.dtype) -> VGG19Features:
-    """``net`` with its weights in ``dtype`` and channels-last layout, made once per network."""
+def layout_copy(net: VGG19Features, dtype: torch.dtype) -> VGG19Features:
+    """``net`` with its convolution weights in ``dtype`` (channels-last, as the network keeps
+    them), made once per network and dtype; ``net`` itself for its own dtype."""
+    if net.layers["conv1_1"].weight.dtype == dtype:
+        return net
     with _lock:
         per_dtype = _copies.setdefault(net, {})
         if dtype not in per_dtype:
@@ -31,7 +34,6 @@ def low_precision_copy(net: VGG19Features, dtype: torch.dtype) -> VGG19Features:
             for module in twin.layers.values():  # the input's mean and scale buffers stay fp32
                 if isinstance(module, torch.nn.Conv2d):
                     module.to(dtype=dtype)
-                    module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
             per_dtype[dtype] = twin
         return per_dtype[dtype]
 
@@ -39,8 +41,8 @@ def low_precision_copy(net: VGG19Features, dtype: torch.dtype) -> VGG19Features:
 class FeatureExtractor:
     """Calls the VGG network under the run's precision and returns its activations.
 
-    ``dtype``: ``torch.bfloat16`` to run a bf16 channels-last copy of the network (activations
-    come back bf16, channels-last), ``None`` for fp32 (activations fp32, NCHW).
+    ``dtype``: ``torch.bfloat16`` to run a bf16 copy of the network, ``None`` for fp32 (the
+    network itself); activations come back in that dtype, channels-last.
     ``notebook``: undo the Caffe input scale, for the reference recipe's absolute losses.
     """
 
@@ -48,11 +50,12 @@ class FeatureExtractor:
         self.net = net
         self.autocast = dtype  # the name keys caches and metadata ("bf16" or "fp32")
         self.scale = net.convention.feature_scale if notebook else 1.0
-        self._run = net if dtype is None else low_precision_copy(net, dtype)
+        self._run = layout_copy(net, dtype or torch.float32)
 
     def __call__(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
-        """``{layer: (N, C, h, w)}`` for images ``(N, 3, H, W)`` in [0, 1] (fp32, with gradient if any)."""
-        feats = self._run(image, tuple(layers), dtype=self.autocast)
+        """``{layer: (N, C, h, w)}`` channels-last, in the run's dtype, for fp32 images ``(N, 3, H, W)``
+        in [0, 1] (gradients flow back to the images as fp32)."""
+        feats = self._run(image, tuple(layers), dtype=self.autocast or torch.float32)
         if self.scale != 1.0:
             return {k: v * self.scale for k, v in feats.items()}
         return feats

@@ -26,6 +26,8 @@ def scale_sizes(final_size: tuple[int, int], min_size: int | None, factor: float
     ``min_size=None`` (or one at least the final long side) means a single scale. Intermediate
     long sides are ``final / factor**k``; the aspect ratio of the final size is kept, and
     intermediate sides are rounded to multiples of 8, which convolution kernels handle fastest.
+    An output less than ``factor`` but more than ``√factor`` times ``min_size`` (450 px with a
+    factor of 2 from 256 px) starts at ``min_size``, so that it too gets a coarse scale.
     """
     width, height = final_size
     long_side = max(width, height)
@@ -34,6 +36,8 @@ def scale_sizes(final_size: tuple[int, int], min_size: int | None, factor: float
     longs: list[float] = [long_side]
     while longs[-1] / factor >= min_size * 0.999:
         longs.append(longs[-1] / factor)
+    if len(longs) == 1 and long_side > min_size * factor**0.5:
+        longs.append(min_size)
     sizes = []
     for target in reversed(longs[1:]):
         ratio = target / long_side
