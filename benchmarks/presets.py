@@ -64,7 +64,10 @@ def load_pair(name: str):
 def final_loss(stylizer, recipe, photo, style, picture: np.ndarray) -> dict[str, float]:
     """The engine's objective on ``picture`` at its size (the last scale's targets, whole image)."""
     from impasto.device import compute_dtype, select_device
-    from impasto.features import FeatureExtractor
+    try:
+        from impasto.features import FeatureExtractor
+    except ImportError:  # the code before the network's features moved (run.py --before-src)
+        from impasto.optimize.features import FeatureExtractor  # type: ignore[no-redef]
     from impasto.images import resize
     from impasto.optimize.guides import ScaleGuides
     from impasto.optimize.inputs import colour_inputs, to_tensor

