@@ -48,14 +48,14 @@ class FeatureExtractor:
 
     def __init__(self, net: VGG19Features, dtype: torch.dtype | None, notebook: bool = False):
         self.net = net
-        self.autocast = dtype  # the name keys caches and metadata ("bf16" or "fp32")
+        self.dtype = dtype  #: the network's dtype (None: fp32); it keys the style statistics cache
         self.scale = net.convention.feature_scale if notebook else 1.0
         self._run = layout_copy(net, dtype or torch.float32)
 
     def __call__(self, image: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
         """``{layer: (N, C, h, w)}`` channels-last, in the run's dtype, for fp32 images ``(N, 3, H, W)``
         in [0, 1] (gradients flow back to the images as fp32)."""
-        feats = self._run(image, tuple(layers), dtype=self.autocast or torch.float32)
+        feats = self._run(image, tuple(layers), dtype=self.dtype or torch.float32)
         if self.scale != 1.0:
             return {k: v * self.scale for k, v in feats.items()}
         return feats

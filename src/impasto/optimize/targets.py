@@ -134,7 +134,7 @@ def scale_targets(features: FeatureExtractor, recipe: Recipe, photo: torch.Tenso
             if cache is None:
                 per_style.append(compute())
             else:
-                key = (id(features.net), str(features.autocast), features.scale, str(photo.device),
+                key = (id(features.net), str(features.dtype), features.scale, str(photo.device),
                        recipe.style_layers, kind, tile, pixels_digest(pixels))
                 per_style.append(cache.get(key, compute))
         if guides.regions is None:
