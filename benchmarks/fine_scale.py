@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/fine_scale.py                                  # coffee × Udnie, 56 + 30 steps
     .venv/bin/python benchmarks/fine_scale.py --pair tubingen-starry --fine-steps 26 --variants adam,adam:0.7:0.9
     .venv/bin/python benchmarks/fine_scale.py --variants adam,nadam,adamax,amsgrad,carried,rotated,blend:0.75
+    .venv/bin/python benchmarks/fine_scale.py --pair tubingen-starry --variants adam,lbfgs:1.5,via:448:30 --trace 5
 
 `quality`'s loss is made at the output size (see README, "Loss against wall time"), so this script
 runs one coarse scale (``--coarse-steps`` at 256 px, the preset's Adam) once, and from its result
@@ -17,7 +18,16 @@ weights, targets and iterate averaging are `quality`'s; only what a variant name
 * ``rotated``: the pixels in the image's colour PCA basis (Adam then normalizes per principal
   colour axis instead of per R, G, B);
 * ``blend:A``: the output-size scale starts from ``A`` × the upsampled coarse result plus
-  ``1 − A`` × the palette start.
+  ``1 − A`` × the palette start;
+* ``toward:G``: it starts from the photo plus ``G`` × what the coarse scale painted over it
+  (``G`` < 1: closer to the photo, lower content loss, less style);
+* ``lbfgs[:LR[:HISTORY]]``: L-BFGS without line search (one network evaluation per step, so the
+  same cost as Adam's), the last iterate instead of the average;
+* ``via:SIZE:STEPS``: ``STEPS`` Adam steps at the long side ``SIZE`` between the coarse scale and
+  the output size (whose steps are then ``--fine-steps`` minus ``STEPS``; time counts both).
+
+``--trace K`` also prints the objective of the iterate every ``K`` steps at the output size (read
+off the steps themselves, so free): how soon variants forget where they started.
 
 Pairs are presets.py's (needs the shared paintings).
 """
@@ -43,6 +53,7 @@ def main() -> int:
     parser.add_argument("--coarse-steps", type=int, default=56)
     parser.add_argument("--fine-steps", type=int, default=30)
     parser.add_argument("--variants", default="adam,adam:0.7:0.9,nadam,adamax,amsgrad,carried,rotated,blend:0.75")
+    parser.add_argument("--trace", type=int, default=0, help="print the iterate's loss every K output-size steps")
     args = parser.parse_args()
 
     import impasto
@@ -67,14 +78,22 @@ def main() -> int:
     final = (photo.shape[1], photo.shape[0])
     configure_backends(device, final[0] * final[1])
     coarse_size = scaled_to_long_side(final, min(256, max(final)))
-    targets = {size: scale_targets(features, recipe, to_tensor(resize(photo, size), device), [style], [1.0],
-                                   ScaleGuides(), final, False, 16 * 2**30) for size in (coarse_size, final)}
+    targets: dict[tuple[int, int], object] = {}
+
+    def targets_at(size: tuple[int, int]):
+        if size not in targets:
+            targets[size] = scale_targets(features, recipe, to_tensor(resize(photo, size), device), [style], [1.0],
+                                          ScaleGuides(), final, False, 16 * 2**30)
+        return targets[size]
+
+    targets_at(coarse_size), targets_at(final)
     palette = initial_image(recipe, photo, [style], [1.0], None, None, final, torch.Generator().manual_seed(1))
 
     def optimize(image: torch.Tensor, size: tuple[int, int], steps: int, kind: str = "adam",
                  betas: tuple[float, float] = recipe.adam_betas, lr: float = recipe.lr,
-                 moments: dict | None = None, basis: torch.Tensor | None = None):
-        objective = Objective(recipe, features, targets[size])
+                 moments: dict | None = None, basis: torch.Tensor | None = None, history: int = 20,
+                 trace: list | None = None):
+        objective = Objective(recipe, features, targets_at(size))
         rotation = torch.eye(3) if basis is None else basis
         mean = image.mean(dim=(2, 3), keepdim=True)
 
@@ -85,6 +104,8 @@ def main() -> int:
             return torch.einsum("ji,bjhw->bihw", rotation, x - mean)  # the basis is orthonormal
 
         u = coordinates(image).detach().requires_grad_(True)
+        if kind == "lbfgs":
+            return lbfgs(objective, image, steps, lr, history, trace)
         make = {"adam": torch.optim.Adam, "nadam": torch.optim.NAdam, "adamax": torch.optim.Adamax}
         optimizer = (torch.optim.Adam([u], lr=lr, betas=betas, amsgrad=True) if kind == "amsgrad"
                      else make[kind]([u], lr=lr, betas=betas))
@@ -93,7 +114,9 @@ def main() -> int:
         started = time.perf_counter()
         for step in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            total, _ = objective(pixels(u))
+            total, parts = objective(pixels(u))
+            if trace is not None:
+                trace.append(parts["total"])
             total.backward()
             if step == 0 and moments is not None:
                 assert u.grad is not None
@@ -110,20 +133,41 @@ def main() -> int:
         state = {k: v.clone() if torch.is_tensor(v) else v for k, v in optimizer.state[u].items()}
         return average.value.detach(), time.perf_counter() - started, state
 
+    def lbfgs(objective: Objective, image: torch.Tensor, steps: int, lr: float, history: int,
+              trace: list | None):
+        x = image.detach().clone().requires_grad_(True)
+        optimizer = torch.optim.LBFGS([x], lr=lr, max_iter=steps, max_eval=steps, history_size=history,
+                                      tolerance_grad=0, tolerance_change=0)
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            total, parts = objective(x.clamp(0, 1))
+            if trace is not None:
+                trace.append(parts["total"])
+            total.backward()
+            return total
+
+        started = time.perf_counter()
+        optimizer.step(closure)  # type: ignore[arg-type]
+        return x.detach().clamp(0, 1), time.perf_counter() - started, {}
+
     def loss(image: torch.Tensor) -> dict[str, float]:
         with torch.no_grad():
-            return Objective(recipe, features, targets[final])(image)[1]
+            return Objective(recipe, features, targets_at(final))(image)[1]
+
+    def carry(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        content = targets_at(size).photo
+        return upsample(image, content, F.interpolate(content, size=image.shape[-2:], mode="area"))
 
     start = F.interpolate(palette, size=coarse_size[::-1], mode="area")
     coarse, coarse_seconds, moments = optimize(start, coarse_size, args.coarse_steps)
-    fine_content = targets[final].photo
-    up = upsample(coarse, fine_content, F.interpolate(fine_content, size=coarse.shape[-2:], mode="area"))
+    up = carry(coarse, final)
     print(f"{args.pair}, {final[0]}x{final[1]}: {args.coarse_steps} steps at {coarse_size[0]}x{coarse_size[1]} "
           f"({coarse_seconds:.1f} s), then {args.fine_steps} at the output size")
     for variant in args.variants.split(","):
         name, *values = variant.split(":")
         options: dict = {}
-        begin = up
+        begin, steps, detour_seconds = up, args.fine_steps, 0.0
         if name == "adam" and values:
             options["betas"] = (float(values[0]), float(values[1]))
             if len(values) > 2:
@@ -137,12 +181,26 @@ def main() -> int:
             options["basis"] = torch.linalg.eigh(torch.cov(flat))[1]
         elif name == "blend":
             begin = float(values[0]) * up + (1 - float(values[0])) * palette
+        elif name == "toward":
+            begin = float(values[0]) * up + (1 - float(values[0])) * targets_at(final).photo
+        elif name == "lbfgs":
+            options.update(kind="lbfgs", lr=float(values[0]) if values else 1.0,
+                           history=int(values[1]) if len(values) > 1 else 20)
+        elif name == "via":
+            side, via_steps = int(values[0]), int(values[1])
+            size = scaled_to_long_side(final, min(side, max(final)))
+            detour, detour_seconds, _ = optimize(carry(coarse, size), size, via_steps)
+            begin, steps = carry(detour, final), args.fine_steps - via_steps
         elif name != "adam":
             raise SystemExit(f"unknown variant {variant!r}")
-        picture, seconds, _ = optimize(begin, final, args.fine_steps, **options)
+        trace: list[float] = []
+        picture, seconds, _ = optimize(begin, final, steps, trace=trace, **options)
         parts = loss(picture)
         print(f"  {variant:16s} loss {parts['total']:.4f} (content {parts['content']:.3f}, style "
-              f"{parts['style']:.3f})  {seconds:5.1f} s", flush=True)
+              f"{parts['style']:.3f})  {seconds + detour_seconds:5.1f} s", flush=True)
+        if args.trace:
+            print("    iterate: " + " ".join(f"{i + 1}:{v:.3f}" for i, v in enumerate(trace)
+                                             if (i + 1) % args.trace == 0), flush=True)
     return 0
 
 

@@ -12,7 +12,6 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,13 +24,13 @@ from ..cancel import CancelToken
 from ..device import compute_dtype, configure_backends, select_device
 from ..errors import ImpastoError, OutOfMemoryError, UsageError, is_out_of_memory
 from ..features import FeatureExtractor
-from ..images import ImageSource, LoadedImage, flatten, load_image, resize
+from ..images import ImageSource, LoadedImage, load_image, resize
 from ..recipe import Recipe
 from ..vgg import VGG19Features, deepest
 from ..weights import VGGWeights, load_weights
 from . import tiling
 from .guides import Guides
-from .inputs import DETAIL_INITS, Finish, colour_inputs, initial_image, to_array, to_tensor, upsample
+from .inputs import DETAIL_INITS, Finish, PreparedInputs, initial_image, prepare_inputs, to_array, to_tensor, upsample
 from .loop import optimize_scale
 from .progress import Progress, ProgressCallback, Result, RunState
 from .schedule import plan
@@ -131,18 +130,6 @@ class Stylizer:
             raise
 
 
-@dataclass
-class _Inputs:
-    """A run's images, prepared once: the photo as the optimization sees it and the paintings."""
-
-    content: LoadedImage
-    photo: np.ndarray            # (H, W, 3) the fitted photo, alpha flattened
-    content_rgb: np.ndarray      # the photo as the losses see it (colour mode applied)
-    styles: list[LoadedImage]
-    alpha: np.ndarray | None
-    final_size: tuple[int, int]  # (width, height)
-
-
 class _Job:
     """One run of one recipe: the per-run state a :class:`Stylizer` never holds."""
 
@@ -165,7 +152,7 @@ class _Job:
         assert seed is not None, "Stylizer.run draws a seed"
         device = select_device(recipe.device)
         autocast = compute_dtype(recipe.precision, device)
-        inputs = self._inputs(content, styles)
+        inputs = prepare_inputs(recipe, content, styles)
         self.size = final_size = inputs.final_size
         blend = _blend_weights(style_blend, len(inputs.styles))
         masking.check_masks(masks, len(inputs.styles))
@@ -222,24 +209,6 @@ class _Job:
                       steps=state.step, elapsed=elapsed, cancelled=self.cancel.cancelled, metadata=metadata)
 
     # -- pieces ----------------------------------------------------------------------------------
-    def _inputs(self, content: ImageSource | LoadedImage,
-                styles: ImageSource | LoadedImage | Sequence) -> _Inputs:
-        recipe, limit = self.recipe, self.recipe.max_pixels
-        content_image = content if isinstance(content, LoadedImage) else load_image(
-            content, what="content image", max_pixels=limit)
-        if isinstance(styles, (str, bytes)) or not isinstance(styles, Sequence):
-            styles = [styles]
-        if not styles:
-            raise UsageError("at least one style image is needed")
-        style_images = [s if isinstance(s, LoadedImage) else load_image(
-            s, what=f"style image {i + 1}" if len(styles) > 1 else "style image", max_pixels=limit)
-            for i, s in enumerate(styles)]
-        fitted = recipe.fitting().apply(content_image)
-        photo = flatten(fitted)
-        content_rgb, style_images = colour_inputs(recipe, photo, style_images)
-        return _Inputs(content=content_image, photo=photo, content_rgb=content_rgb, styles=style_images,
-                       alpha=fitted.alpha, final_size=fitted.size)
-
     def _at_full_size(self, image: torch.Tensor, content_rgb: np.ndarray, final_size: tuple[int, int],
                       device: torch.device) -> torch.Tensor:
         """A run cancelled at a coarse scale still returns the full size, with the photo's detail."""
@@ -250,7 +219,7 @@ class _Job:
         coarse = F.interpolate(full, size=image.shape[-2:], mode="area") if self.recipe.init in DETAIL_INITS else None
         return upsample(image, full, coarse)
 
-    def _metadata(self, inputs: _Inputs, device: torch.device, autocast: torch.dtype | None, blend: list[float],
+    def _metadata(self, inputs: PreparedInputs, device: torch.device, autocast: torch.dtype | None, blend: list[float],
                   masks: Sequence[LoadedImage] | None, content_mask: LoadedImage | None, tiles: list[Tiles],
                   state: RunState, elapsed: float) -> dict[str, Any]:
         """What an output records: the recipe, its inputs' identities and the weights' (never their paths)."""

@@ -1,10 +1,13 @@
-"""What the optimization starts from and sees: tensors, the colour-prepared inputs, the
-starting image, coarse-to-fine upsampling, and the finish that turns pixels into the output."""
+"""What the optimization starts from and sees: the prepared inputs (images loaded, fitted and
+colour-prepared once), tensors, the starting image, coarse-to-fine upsampling, and the finish that
+turns pixels into the output. A still run prepares its inputs with :func:`prepare_inputs`; a video
+loads its paintings once with :func:`load_styles` and every frame is prepared the same way."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import colour
-from ..images import LoadedImage, flatten, load_image, resize
+from ..errors import UsageError
+from ..images import ImageSource, LoadedImage, flatten, load_image, resize
 from ..recipe import Recipe
 
 #: Starting images that follow the photo, so a coarse scale's result gets the photo's detail back.
@@ -47,6 +51,50 @@ def upsample(image: torch.Tensor, content: torch.Tensor, coarse_content: torch.T
     return up.clamp(0, 1)
 
 
+@dataclass
+class PreparedInputs:
+    """A run's images, prepared once: the photo as the optimization sees it and the paintings."""
+
+    content: LoadedImage
+    photo: np.ndarray            # (H, W, 3) the fitted photo, alpha flattened
+    content_rgb: np.ndarray      # the photo as the losses see it (colour mode applied)
+    styles: list[LoadedImage]    # the paintings as the losses see them
+    alpha: np.ndarray | None     # the fitted photo's transparency, if it had one
+    final_size: tuple[int, int]  # (width, height)
+
+
+def load_styles(styles: ImageSource | LoadedImage | Sequence, max_pixels: int) -> list[LoadedImage]:
+    """One style image or several (paths, arrays, images or already loaded), each loaded once."""
+    if isinstance(styles, (str, bytes, os.PathLike)) or not isinstance(styles, Sequence):
+        styles = [styles]
+    if not styles:
+        raise UsageError("at least one style image is needed")
+    return [s if isinstance(s, LoadedImage) else load_image(
+        s, what=f"style image {i + 1}" if len(styles) > 1 else "style image", max_pixels=max_pixels)
+        for i, s in enumerate(styles)]
+
+
+def prepare_inputs(recipe: Recipe, content: ImageSource | LoadedImage,
+                   styles: ImageSource | LoadedImage | Sequence) -> PreparedInputs:
+    """Load the photo and paintings (unless given loaded), fit the photo to the output geometry
+    and apply the recipe's colour mode (:func:`colour_inputs`)."""
+    limit = recipe.max_pixels
+    content_image = content if isinstance(content, LoadedImage) else load_image(
+        content, what="content image", max_pixels=limit)
+    style_images = load_styles(styles, limit)
+    fitted = recipe.fitting().apply(content_image)
+    photo = flatten(fitted)
+    content_rgb, style_images = colour_inputs(recipe, photo, style_images)
+    return PreparedInputs(content=content_image, photo=photo, content_rgb=content_rgb, styles=style_images,
+                          alpha=fitted.alpha, final_size=fitted.size)
+
+
+def optimized_view(recipe: Recipe, rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` ``(H, W, 3)`` as the optimizer sees images under ``recipe``: grey luminance in
+    ``luminance`` mode, unchanged otherwise (see :func:`colour_inputs`)."""
+    return colour.luminance_image(rgb) if recipe.preserve_color == "luminance" else rgb
+
+
 def colour_inputs(recipe: Recipe, photo: np.ndarray,
                   styles: list[LoadedImage]) -> tuple[np.ndarray, list[LoadedImage]]:
     """The content and style images the optimization sees under ``recipe.preserve_color``.
@@ -57,7 +105,7 @@ def colour_inputs(recipe: Recipe, photo: np.ndarray,
     """
     mode = recipe.preserve_color
     if mode == "luminance":
-        return colour.luminance_image(photo), [
+        return optimized_view(recipe, photo), [
             replace(s, rgb=colour.luminance_image(flatten(s), like=photo), alpha=None) for s in styles]
     if mode == "histogram":
         mean, cov = colour.colour_statistics(photo)

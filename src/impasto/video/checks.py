@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 from .. import flow as flows
 from ..errors import ImageError, UsageError, field_error
-from ..images import ImageSource, LoadedImage, load_image
 from .framecache import FrameCache
 from .io import VideoInfo, output_kind
 
@@ -36,17 +34,6 @@ def check_options(*, max_frames: Any, fps: Any, flow_method: str, segment_frames
         if not segmented:
             raise field_error("segment_frames", "applies to a video painted in segments: give an executor "
                                                 "(on the command line: --segments or --ray)")
-
-
-def load_styles(styles: ImageSource | LoadedImage | Sequence, max_pixels: int) -> list[LoadedImage]:
-    """One style image or several, loaded once for every frame."""
-    if isinstance(styles, (str, bytes, os.PathLike)) or not isinstance(styles, Sequence):
-        styles = [styles]
-    if not styles:
-        raise UsageError("at least one style image is needed")
-    return [s if isinstance(s, LoadedImage) else load_image(
-        s, what=f"style image {i + 1}" if len(styles) > 1 else "style image", max_pixels=max_pixels)
-        for i, s in enumerate(styles)]
 
 
 @dataclass

@@ -33,8 +33,9 @@ import numpy as np
 from ..cancel import CancelToken
 from ..images import ImageSource, LoadedImage
 from ..optimize.engine import ProgressCallback, Stylizer
+from ..optimize.inputs import load_styles
 from ..recipe import Recipe
-from .checks import Target, check_options, load_styles, plan_target
+from .checks import Target, check_options, plan_target
 from .delivery import deliver
 from .framecache import frame_settings, resume_point, settings_key
 from .io import FittedFrames, VideoInfo, probe

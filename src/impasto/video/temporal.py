@@ -26,6 +26,7 @@ from .. import flow as flows
 from ..cancel import CancelToken
 from ..images import LoadedImage
 from ..optimize.engine import ProgressCallback, Result, Stylizer
+from ..optimize.inputs import optimized_view
 from ..recipe import Recipe
 from .joins import Pull, combine_targets
 
@@ -183,17 +184,17 @@ class TemporalChain:
             return self._stylize(photo, s.first)
         recipe = s.later
         to_previous, trusted = guide
-        previous = _as_optimized(recipe, self._previous[1])
+        previous = optimized_view(recipe, self._previous[1])
         # Lanczos: each frame resamples the one before, and softer kernels blur the paint frame by frame
         target = flows.warp(previous, to_previous, interpolation="lanczos")
         weights = trusted
         if pull is not None and pull.strength > 0:
-            target, weights = combine_targets(target, trusted, _as_optimized(recipe, pull.image),
+            target, weights = combine_targets(target, trusted, optimized_view(recipe, pull.image),
                                               pull.strength * pull.trusted)
             trusted = np.maximum(trusted, pull.trusted)
         # Where no flow is trusted (disoccluded, off-frame), start from the photo in the previous
         # result's colours rather than from pixels dragged along by the warp.
-        fill = colour.match_colour(_as_optimized(recipe, content), *colour.colour_statistics(previous),
+        fill = colour.match_colour(optimized_view(recipe, content), *colour.colour_statistics(previous),
                                    method=recipe.color_transfer)
         start = target * trusted[..., None] + fill * (1 - trusted[..., None])
         temporal = (target, weights) if recipe.temporal_weight > 0 else None
@@ -205,7 +206,3 @@ class TemporalChain:
         return self.stylizer.run(photo, list(s.styles), recipe=recipe, cancel=self.cancel, callback=self.callback,
                                  style_blend=s.style_blend, init_image=init_image, temporal=temporal)
 
-
-def _as_optimized(recipe: Recipe, rgb: np.ndarray) -> np.ndarray:
-    """``rgb`` as the optimizer sees images under ``recipe``: luminance only in ``luminance`` mode."""
-    return colour.luminance_image(rgb) if recipe.preserve_color == "luminance" else rgb
