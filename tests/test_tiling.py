@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from impasto import losses
+from impasto import masks as masking
 from impasto.errors import ImpastoError
 from impasto.optimize import tiling
 from impasto.optimize.engine import Stylizer, to_tensor
 from impasto.optimize.guides import ScaleGuides
-from impasto.optimize.objective import Objective, tiled_statistics
+from impasto.optimize.objective import Objective, TileWeightCache, _feature_shape, tiled_statistics
 from impasto.optimize.targets import ScaleTargets
 from impasto.recipe import Recipe
 
@@ -51,6 +52,26 @@ def test_tile_windows_sum_to_one_and_cross_over_smoothly(offset):
         assert core.size == 0 or core.min() == 1.0
         assert np.abs(np.diff(window, axis=0)).max() <= 1.0 / margin + 1e-6  # a ramp, not a cut
     assert np.allclose(total, 1.0, atol=1e-5)
+
+
+def test_tile_weights_are_made_once_per_tile_shape_and_equal_the_tiles_own():
+    height, width, tile = 400, 560, 96
+    margin = tiling.margin_for(tile)
+    layers = ("relu1_1", "relu3_1", "relu4_2", "relu5_1")
+    cache = TileWeightCache(layers, margin, CPU)
+    seen = 0
+    for step in range(6):
+        for t in tiling.layout(height, width, tile, margin, tiling.grid_offset(step, tile)):
+            seen += 1
+            made = cache(t, (height, width))
+            window = torch.from_numpy(t.window((height, width), tiling.ramp_for(margin)))[None, None]
+            assert torch.equal(made.interior, window)
+            assert made.share == pytest.approx(float(window.sum()) / (height * width))
+            for layer in layers:
+                pooled = masking.pool_to(window, _feature_shape(layer, t))
+                assert torch.allclose(made.pooled[layer], pooled)
+                assert made.mass[layer] == pytest.approx(float(pooled.sum()), rel=1e-6)
+    assert len(cache._made) < seen / 2  # inner tiles of every shifted grid share their weights
 
 
 def test_grid_shifts_every_step_by_aligned_offsets():

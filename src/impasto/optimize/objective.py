@@ -13,6 +13,7 @@ same global target and no tile tries to hold the whole painting's statistics by 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, overload
 
 import torch
@@ -45,6 +46,41 @@ def _interior(tile: Tile, image: torch.Tensor, margin: int) -> torch.Tensor:
     """``(1, 1, h, w)`` weights of a tile's outer box: its share of each pixel (see Tile.window)."""
     window = tile.window((image.shape[-2], image.shape[-1]), ramp_for(margin))
     return torch.from_numpy(window)[None, None].to(image.device)
+
+
+@dataclass
+class TileWeights:
+    """A tile's share of each pixel and of each layer's positions (no regions, no masks)."""
+
+    interior: torch.Tensor           # (1, 1, h, w) on the device: the tile's share of each pixel
+    share: float                     # the tile's share of the image's pixels
+    pooled: dict[str, torch.Tensor]  # the interior averaged to each layer's feature size, on the device
+    mass: dict[str, float]           # their sums: the tile's positions per layer
+
+
+class TileWeightCache:
+    """:class:`TileWeights` made once per tile shape (see :meth:`Tile.window_key`) and reused by
+    every step of a scale, whatever the grid's shift: computed on the CPU, so reading a mass
+    never waits for the device."""
+
+    def __init__(self, layers: Sequence[str], margin: int, device: torch.device, keep: int = 64):
+        self.layers, self.margin, self.device, self.keep = tuple(dict.fromkeys(layers)), margin, device, keep
+        self._made: dict[tuple[int | bool, ...], TileWeights] = {}
+
+    def __call__(self, tile: Tile, image_size: tuple[int, int]) -> TileWeights:
+        key = tile.window_key(image_size, ramp_for(self.margin))
+        made = self._made.get(key)
+        if made is None:
+            if len(self._made) >= self.keep:
+                self._made.clear()
+            window = torch.from_numpy(tile.window(image_size, ramp_for(self.margin)))[None, None]
+            pooled = {layer: masking.pool_to(window, _feature_shape(layer, tile)) for layer in self.layers}
+            share = float(window.sum()) / (image_size[0] * image_size[1])
+            made = TileWeights(interior=window.to(self.device), share=share,
+                               pooled={k: v.to(self.device) for k, v in pooled.items()},
+                               mass={k: float(v.sum()) for k, v in pooled.items()})
+            self._made[key] = made
+        return made
 
 
 def tiled_statistics(features: Features, image: torch.Tensor, layers: tuple[str, ...], kind: str,
@@ -160,6 +196,7 @@ class Objective:
         layer and the positions per layer and region, all computed tile by tile."""
         recipe, targets = self.recipe, self.targets
         self.tile, self.margin = tile, margin
+        self.tile_weights = TileWeightCache((*recipe.content_layers, *recipe.style_layers), margin, pixels.device)
         image = self.compose(pixels.detach())
         regions = self.guides.regions
         self.global_stats = tiled_statistics(self.features, image, recipe.style_layers, recipe.style_loss,
@@ -170,17 +207,19 @@ class Objective:
         with torch.no_grad():
             for t in layout(image.shape[-2], image.shape[-1], tile, margin):
                 photo = self.features(_crop(targets.photo, t.outer), recipe.content_layers)
-                interior = _interior(t, image, margin)
+                weights = self.tile_weights(t, (image.shape[-2], image.shape[-1]))
                 for layer in recipe.content_layers:
-                    pooled = masking.pool_to(interior, photo[layer].shape[-2:])
-                    size = float(pooled.sum()) * photo[layer].shape[1]
+                    pooled = weights.pooled[layer]
+                    size = weights.mass[layer] * photo[layer].shape[1]
                     energy = float((pooled * photo[layer].float().pow(2)).sum())
                     self.content_norm[layer] += size if self.notebook else energy
                 for layer in recipe.style_layers:
-                    shape = _feature_shape(layer, t)
                     for k in range(len(self.positions[layer])):
-                        mask = interior if regions is None else interior * _crop(regions[:, k:k + 1], t.outer)
-                        self.positions[layer][k] += float(masking.pool_to(mask, shape).sum())
+                        if regions is None:
+                            self.positions[layer][k] += weights.mass[layer]
+                        else:
+                            mask = weights.interior * _crop(regions[:, k:k + 1], t.outer)
+                            self.positions[layer][k] += float(masking.pool_to(mask, _feature_shape(layer, t)).sum())
 
     def tiled_step(self, pixels: torch.Tensor, step: int) -> dict[str, float]:
         """Accumulate the whole image's loss gradient into ``pixels.grad``, one tile at a time.
@@ -197,24 +236,26 @@ class Objective:
         for t in layout(height, width, self.tile, self.margin, grid_offset(step, self.tile)):
             box = t.outer
             image = self.compose(_crop(pixels, box), box)
-            interior = _interior(t, pixels, self.margin)
-            share_of_image = interior.sum() / (height * width)
+            tile_weights = self.tile_weights(t, (height, width))
+            interior, share_of_image = tile_weights.interior, tile_weights.share
             with torch.no_grad():
                 photo = self.features(_crop(targets.photo, box), recipe.content_layers)
             feats = self.features(image, recipe.all_layers())
             content = image.new_zeros(())
             weight_map = _crop(guides.content_mask, box)
             for layer, w in zip(recipe.content_layers, self.content_weights, strict=True):
-                weights = interior if weight_map is None else interior * weight_map
-                weights = masking.pool_to(weights, feats[layer].shape[-2:])
+                weights = (tile_weights.pooled[layer] if weight_map is None
+                           else masking.pool_to(interior * weight_map, feats[layer].shape[-2:]))
                 error = (weights * (feats[layer].float() - photo[layer].float()).pow(2)).sum()
                 content = content + w * error / max(self.content_norm[layer], 1e-8)
             style = image.new_zeros(())
             for layer, w in zip(recipe.style_layers, self.style_weights, strict=True):
                 for k, (strength, target) in enumerate(targets.style[layer]):
-                    mask = interior if regions is None else interior * _crop(regions[:, k:k + 1], box)
-                    pooled = masking.pool_to(mask, feats[layer].shape[-2:])
-                    mass = float(pooled.sum())
+                    if regions is None:
+                        pooled, mass = tile_weights.pooled[layer], tile_weights.mass[layer]
+                    else:
+                        pooled = masking.pool_to(interior * _crop(regions[:, k:k + 1], box), feats[layer].shape[-2:])
+                        mass = float(pooled.sum())
                     region_share = 1.0 if guides.region_shares is None else guides.region_shares[k]
                     if mass <= 0 or region_share == 0:
                         continue

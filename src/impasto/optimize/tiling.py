@@ -46,6 +46,15 @@ class Tile:
         top, _, left, _ = self.outer
         return self.inner[0] - top, self.inner[1] - top, self.inner[2] - left, self.inner[3] - left
 
+    def window_key(self, image_size: tuple[int, int], ramp: int) -> tuple[int | bool, ...]:
+        """What :meth:`window` (and every size derived from the outer box) depends on: the boxes
+        relative to each other and which inner edges are image edges. Tiles of one grid away from
+        its ends share a key, so their windows are made once."""
+        height, width = image_size
+        top, bottom, left, right = self.outer
+        return (bottom - top, right - left, *self.inner_in_outer, self.inner[0] == 0, self.inner[1] == height,
+                self.inner[2] == 0, self.inner[3] == width, ramp)
+
     def window(self, image_size: tuple[int, int], ramp: int) -> np.ndarray:
         """How much each pixel of the outer box counts for this tile, ``(h, w)`` float32 in [0, 1].
 
