@@ -12,14 +12,12 @@ import secrets
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import masks as masking
-from .._version import __version__
 from ..cancel import CancelToken
 from ..device import compute_dtype, configure_backends, select_device
 from ..errors import ImpastoError, OutOfMemoryError, UsageError, is_out_of_memory
@@ -30,12 +28,12 @@ from ..vgg import VGG19Features, deepest
 from ..weights import VGGWeights, load_weights
 from . import tiling
 from .guides import Guides
-from .inputs import DETAIL_INITS, Finish, PreparedInputs, initial_image, prepare_inputs, to_array, to_tensor, upsample
+from .inputs import DETAIL_INITS, Finish, initial_image, prepare_inputs, to_array, to_tensor, upsample
 from .loop import optimize_scale
 from .progress import Progress, ProgressCallback, Result, RunState
+from .record import run_record
 from .schedule import plan
 from .targets import StatisticsCache, scale_targets
-from .tiling import Tiles
 
 __all__ = ["Progress", "ProgressCallback", "Result", "Stylizer", "to_array", "to_tensor", "upsample"]
 
@@ -203,8 +201,8 @@ class _Job:
         if recipe.keep_alpha and inputs.alpha is not None:
             alpha = resize(inputs.alpha, (output.shape[1], output.shape[0]))
         elapsed = time.perf_counter() - started
-        metadata = self._metadata(inputs, device, autocast, blend, mask_images, content_mask_image, tiles, state,
-                                  elapsed)
+        metadata = run_record(recipe, inputs, self.stylizer.weights(recipe), device, autocast, blend, mask_images,
+                              content_mask_image, tiles, state, elapsed, self.cancel.cancelled)
         return Result(image=output, alpha=alpha, recipe=recipe, losses=state.last_losses, history=state.history,
                       steps=state.step, elapsed=elapsed, cancelled=self.cancel.cancelled, metadata=metadata)
 
@@ -219,32 +217,6 @@ class _Job:
         coarse = F.interpolate(full, size=image.shape[-2:], mode="area") if self.recipe.init in DETAIL_INITS else None
         return upsample(image, full, coarse)
 
-    def _metadata(self, inputs: PreparedInputs, device: torch.device, autocast: torch.dtype | None, blend: list[float],
-                  masks: Sequence[LoadedImage] | None, content_mask: LoadedImage | None, tiles: list[Tiles],
-                  state: RunState, elapsed: float) -> dict[str, Any]:
-        """What an output records: the recipe, its inputs' identities and the weights' (never their paths)."""
-        weights = self.stylizer.weights(self.recipe)
-        return {
-            "impasto": __version__,
-            "torch": torch.__version__,
-            "device": str(device),
-            "precision": "bf16" if autocast is not None else "fp32",
-            "recipe": self.recipe.to_dict(),
-            "style_blend": blend,
-            "content": inputs.content.identity(),
-            "styles": [s.identity() for s in inputs.styles],
-            "masks": len(masks) if masks is not None else 0,
-            "mask_inputs": [m.identity() for m in masks] if masks is not None else [],
-            "content_mask_input": content_mask.identity() if content_mask is not None else None,
-            "tiles": [list(t) if t else None for t in tiles],
-            "content_mask": content_mask is not None,
-            "weights": {"layout": weights.layout, "sha256": weights.sha256},
-            "steps": state.step,
-            "elapsed_s": round(elapsed, 3),
-            "cancelled": self.cancel.cancelled,
-            "losses": state.last_losses,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
 
 def _blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
     if weights is None:
