@@ -23,6 +23,8 @@ weights, targets and iterate averaging are `quality`'s; only what a variant name
   (``G`` < 1: closer to the photo, lower content loss, less style);
 * ``lbfgs[:LR[:HISTORY]]``: L-BFGS without line search (one network evaluation per step, so the
   same cost as Adam's), the last iterate instead of the average;
+* ``content:W:A:B``: the content weight × ``W`` for steps ``A`` to ``B − 1`` (a continuation
+  that pushes along the slow content descent, then lets the style settle again);
 * ``via:SIZE:STEPS``: ``STEPS`` Adam steps at the long side ``SIZE`` between the coarse scale and
   the output size (whose steps are then ``--fine-steps`` minus ``STEPS``; time counts both).
 
@@ -92,8 +94,10 @@ def main() -> int:
     def optimize(image: torch.Tensor, size: tuple[int, int], steps: int, kind: str = "adam",
                  betas: tuple[float, float] = recipe.adam_betas, lr: float = recipe.lr,
                  moments: dict | None = None, basis: torch.Tensor | None = None, history: int = 20,
-                 trace: list | None = None):
+                 trace: list | None = None, content_phase: tuple[float, int, int] | None = None):
         objective = Objective(recipe, features, targets_at(size))
+        phase = None if content_phase is None else Objective(
+            recipe.replace(content_weight=content_phase[0] * recipe.content_weight), features, targets_at(size))
         rotation = torch.eye(3) if basis is None else basis
         mean = image.mean(dim=(2, 3), keepdim=True)
 
@@ -114,7 +118,8 @@ def main() -> int:
         started = time.perf_counter()
         for step in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            total, parts = objective(pixels(u))
+            weighted = phase if phase is not None and content_phase[1] <= step < content_phase[2] else objective
+            total, parts = weighted(pixels(u))
             if trace is not None:
                 trace.append(parts["total"])
             total.backward()
@@ -186,6 +191,8 @@ def main() -> int:
         elif name == "lbfgs":
             options.update(kind="lbfgs", lr=float(values[0]) if values else 1.0,
                            history=int(values[1]) if len(values) > 1 else 20)
+        elif name == "content":
+            options["content_phase"] = (float(values[0]), int(values[1]), int(values[2]))
         elif name == "via":
             side, via_steps = int(values[0]), int(values[1])
             size = scaled_to_long_side(final, min(side, max(final)))
