@@ -128,8 +128,10 @@ def client(app):
         yield c
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def images(client):
+    """Fresh uploads per test: the module's studio keeps at most 64, so older ones are evicted when
+    later tests' uploads need room (unless a running job still pins them, which depends on timing)."""
     return {"content": upload(client), "style": upload(client, "style", "painting.png", png(seed=1)),
             "mask": upload(client, "mask", "mask.png", png(seed=2))}
 
